@@ -1,0 +1,16 @@
+import type { Config } from 'jest';
+
+const config: Config = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/__tests__'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: { module: 'commonjs', moduleResolution: 'node', target: 'ES2022', esModuleInterop: true, isolatedModules: true }, diagnostics: false }],
+  },
+  setupFilesAfterEnv: ['<rootDir>/__tests__/helpers/setup.ts'],
+  testTimeout: 20000,
+  detectOpenHandles: true,
+  forceExit: false,
+};
+
+export default config;

@@ -1,0 +1,10 @@
+export type { BodyFunction, StreamBody, StreamContext } from './bodies';
+export { BodyContentType, StreamableBody } from './bodies';
+export type { ErrorHandler } from './errors';
+export type { FileBody, FileOptions } from './file';
+export { file } from './file';
+export { jsonArray, ndjson } from './json-lines';
+export type { AnyRequest, AnyResponse } from './response';
+export type { StreamBodyOptions, StreamBodyResponse, StreamOptions } from './stream-body';
+export { sendStream, streamBody } from './stream-body';
+export type { StreamOutcome } from './write-loop';

@@ -1,0 +1,65 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+
+/** A request as node:http or node:http2's compatibility API gives it. */
+export type AnyRequest = IncomingMessage | Http2ServerRequest;
+/** A response as node:http or node:http2's compatibility API gives it (Express and Connect ones included). */
+export type AnyResponse = ServerResponse | Http2ServerResponse;
+
+/**
+ * The part of a response the library uses, common to HTTP/1 and HTTP/2's compatibility API.
+ * `flush` is what `compression()` adds; it is looked up on every write because compression may be
+ * mounted after our middleware.
+ */
+export interface ResponseLike {
+  readonly req: RequestLike;
+  statusCode: number;
+  readonly headersSent: boolean;
+  readonly writableEnded: boolean;
+  readonly writableLength: number;
+  readonly writableHighWaterMark: number;
+  readonly socket: import('node:net').Socket | null;
+  write(chunk: string | Uint8Array): boolean;
+  end(chunk?: string | Uint8Array): unknown;
+  destroy(error?: Error): unknown;
+  setHeader(name: string, value: number | string | readonly string[]): unknown;
+  getHeader(name: string): number | string | string[] | undefined;
+  hasHeader(name: string): boolean;
+  removeHeader(name: string): void;
+  flushHeaders(): void;
+  setTimeout(ms: number): unknown;
+  addTrailers?(headers: Record<string, string>): void;
+  flush?: unknown;
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  once(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+export interface RequestLike {
+  readonly method?: string | undefined;
+  readonly url?: string | undefined;
+  readonly httpVersionMajor: number;
+  readonly httpVersionMinor: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** Set by Express's router: the `next` of the layer being run. */
+  next?: unknown;
+}
+
+export function asResponse(res: AnyResponse | ResponseLike): ResponseLike {
+  return res as unknown as ResponseLike;
+}
+
+export function isHttp2(req: RequestLike): boolean {
+  return req.httpVersionMajor >= 2;
+}
+
+/** Statuses and methods that never carry a body: the producer must not even start. */
+export function isBodyless(res: ResponseLike): boolean {
+  const status = res.statusCode;
+  return res.req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
+}
+
+/** `compression()` buffers inside zlib until told to flush; without it `res.flush` is absent. */
+export function flushCompression(res: ResponseLike): void {
+  if (typeof res.flush === 'function') (res.flush as () => void).call(res);
+}

@@ -1,0 +1,240 @@
+import { types } from 'node:util';
+import { createDebug } from './internal/debug';
+import { describeValue, ignore, isPromiseLike } from './internal/util';
+import { flushCompression, isHttp2, type ResponseLike } from './response';
+
+const debug = createDebug('write');
+
+/** How a streamed response ended; `res.stream()` resolves with it and never rejects. */
+export type StreamOutcome = 'finished' | 'aborted' | 'errored';
+
+/** What a waiting write or read resolves to when the client has gone away meanwhile. */
+export const GONE: unique symbol = Symbol('express-streaming.gone');
+
+/**
+ * A pull source of body chunks: every body type (Readable, web stream, iterator, channel, function
+ * writer) is turned into one of these so that a single loop writes them all.
+ */
+export interface ChunkSource {
+  /** The next chunk, or `done`; may answer synchronously (sync iterables). */
+  next(): PromiseLike<IteratorResult<unknown>> | IteratorResult<unknown>;
+  /** Lets go of the producer at once (destroy, cancel, return, close); idempotent, never throws. */
+  release(reason?: unknown): void;
+  /** What one item is called in error messages, e.g. "iterable item". */
+  readonly itemName: string;
+}
+
+type WriterState = 'open' | 'ending' | 'done';
+
+/**
+ * Owns one response while the library writes to it: it notices the client leaving (`res` `'close'`
+ * while `!res.writableEnded`, which is right on HTTP/1 and on HTTP/2's compatibility API — `req`
+ * `'close'` fires as soon as a request body is read), races every wait against that, and ends the
+ * response cleanly or visibly truncated. Listeners are removed once the response is done.
+ */
+export class ResponseWriter {
+  readonly res: ResponseLike;
+  /** Called once when the client goes away before the end, to release the producer. */
+  onAbort: (() => void) | undefined;
+  readonly #controller = new AbortController();
+  #state: WriterState = 'open';
+  #wakeOnGone: (() => void) | undefined;
+  #drain: { promise: Promise<boolean>; resolve: (drained: boolean) => void } | undefined;
+  #settle: ((outcome: StreamOutcome) => void) | undefined;
+  #settledPromise: Promise<StreamOutcome> | undefined;
+  #outcome: StreamOutcome = 'finished';
+
+  constructor(res: ResponseLike) {
+    this.res = res;
+    res.on('close', this.#handleClose);
+    res.on('error', this.#handleError);
+    res.on('finish', this.#handleFinish);
+  }
+
+  /** Aborted when the client leaves, or when the stream fails. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** True once the client is gone or the response was torn down: nothing more can be written. */
+  get gone(): boolean {
+    return this.#controller.signal.aborted;
+  }
+
+  get ended(): boolean {
+    return this.#state !== 'open';
+  }
+
+  /** Writes one chunk now, flushing compression; `false` means wait for {@link drained}. */
+  write(chunk: string | Uint8Array): boolean {
+    const belowHighWaterMark = this.res.write(chunk);
+    flushCompression(this.res);
+    return belowHighWaterMark;
+  }
+
+  /** Resolves `true` on `'drain'`, `false` if the client leaves first (HTTP/2 never drains then). */
+  drained(): Promise<boolean> {
+    if (this.gone) return Promise.resolve(false);
+    if (!this.#drain) {
+      let resolve!: (drained: boolean) => void;
+      const promise = new Promise<boolean>((r) => {
+        resolve = r;
+      });
+      this.#drain = { promise, resolve };
+      this.res.once('drain', this.#handleDrain);
+    }
+    return this.#drain.promise;
+  }
+
+  /** Waits for `pending`, unless the client leaves first. One such wait at a time. */
+  untilGone<T>(pending: PromiseLike<T>): Promise<T | typeof GONE> {
+    if (this.gone) {
+      Promise.resolve(pending).catch(ignore);
+      return Promise.resolve(GONE);
+    }
+    return new Promise<T | typeof GONE>((resolve, reject) => {
+      this.#wakeOnGone = () => resolve(GONE);
+      pending.then(
+        (value) => {
+          this.#wakeOnGone = undefined;
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.#wakeOnGone = undefined;
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Resolves with how the response ended, whoever ended it. */
+  settled(): Promise<StreamOutcome> {
+    if (this.#state === 'done') return Promise.resolve(this.#outcome);
+    this.#settledPromise ??= new Promise<StreamOutcome>((resolve) => {
+      this.#settle = resolve;
+    });
+    return this.#settledPromise;
+  }
+
+  /** Ends the response cleanly and resolves once it has been handed to the OS, or the client left. */
+  end(chunk?: string | Uint8Array): Promise<StreamOutcome> {
+    if (this.#state === 'open') {
+      this.#state = 'ending';
+      if (chunk === undefined) this.res.end();
+      else this.res.end(chunk);
+    }
+    return this.settled();
+  }
+
+  /** Gives up on the response without writing to it: the app's error handling answers it instead. */
+  abandon(reason: unknown): void {
+    if (this.#state !== 'done') this.#finish('errored', reason);
+  }
+
+  /**
+   * Makes the failure visible to the client: on HTTP/1 the socket is destroyed with no final
+   * zero-length chunk (without an error object, which would surface as the server's `clientError`);
+   * on HTTP/2 the stream is reset with an error code rather than NO_ERROR.
+   */
+  truncate(error: unknown): void {
+    if (this.#state === 'done') return;
+    this.#finish('errored', error);
+    if (isHttp2(this.res.req)) this.res.destroy(error instanceof Error ? error : new Error(String(error)));
+    else this.res.destroy();
+  }
+
+  /** Stops watching the response without touching it (someone else answers it now). */
+  detach(): void {
+    if (this.#state === 'done') return;
+    this.#state = 'done';
+    this.#removeListeners();
+  }
+
+  readonly #handleDrain = (): void => {
+    const drain = this.#drain;
+    this.#drain = undefined;
+    drain?.resolve(true);
+  };
+
+  readonly #handleFinish = (): void => {
+    this.#finish('finished');
+  };
+
+  readonly #handleClose = (): void => {
+    if (this.#state === 'done') return;
+    if (this.res.writableEnded) {
+      // Ended by us or by someone else (send answers HEAD and 304 itself): clean unless bytes were lost.
+      const finished = (this.res as { writableFinished?: boolean }).writableFinished !== false;
+      this.#finish(finished ? 'finished' : 'aborted');
+      return;
+    }
+    debug('client went away before the end of the response');
+    this.#finish('aborted');
+  };
+
+  readonly #handleError = (error: unknown): void => {
+    debug('response error: %s', error);
+    this.#handleClose();
+  };
+
+  #finish(outcome: StreamOutcome, reason?: unknown): void {
+    const wasOpen = this.#state !== 'done';
+    this.#state = 'done';
+    this.#outcome = outcome;
+    this.#removeListeners();
+    if (outcome !== 'finished' && !this.gone) {
+      this.#controller.abort(reason ?? new Error('the client went away'));
+      const wake = this.#wakeOnGone;
+      this.#wakeOnGone = undefined;
+      wake?.();
+      this.#handleDrainOnGone();
+      if (wasOpen && outcome === 'aborted') this.onAbort?.();
+    }
+    const settle = this.#settle;
+    this.#settle = undefined;
+    settle?.(outcome);
+  }
+
+  #handleDrainOnGone(): void {
+    const drain = this.#drain;
+    this.#drain = undefined;
+    drain?.resolve(false);
+  }
+
+  #removeListeners(): void {
+    this.res.off('close', this.#handleClose);
+    this.res.off('error', this.#handleError);
+    this.res.off('drain', this.#handleDrain);
+    this.res.off('finish', this.#handleFinish);
+  }
+}
+
+/** A chunk as the response accepts it; anything else is a programmer error named in a TypeError. */
+export function toChunk(value: unknown, itemName: string): string | Uint8Array {
+  if (typeof value === 'string' || types.isUint8Array(value)) return value;
+  if (types.isAnyArrayBuffer(value)) return new Uint8Array(value);
+  throw new TypeError(`${itemName} must be a string or a Uint8Array, got ${describeValue(value)}`);
+}
+
+/**
+ * The one write loop every streamed body goes through: pull a chunk, write it, flush, wait for
+ * `'drain'` when the socket is full — every wait raced with the client leaving, which releases the
+ * source at once. Errors are thrown to the caller, which knows how to report them.
+ */
+export async function pump(writer: ResponseWriter, source: ChunkSource): Promise<StreamOutcome> {
+  writer.onAbort = () => source.release(writer.signal.reason);
+  if (writer.gone) {
+    source.release(writer.signal.reason);
+    return 'aborted';
+  }
+  for (;;) {
+    const pending = source.next();
+    const step = isPromiseLike(pending) ? await writer.untilGone(pending) : pending;
+    if (step === GONE || writer.gone) return 'aborted';
+    if (step.done) break;
+    const chunk = toChunk(step.value, source.itemName);
+    if (chunk.length === 0) continue;
+    if (!writer.write(chunk) && !(await writer.drained())) return 'aborted';
+  }
+  return writer.end();
+}
