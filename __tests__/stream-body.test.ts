@@ -712,10 +712,12 @@ describe('streamBody() with pipeline()', () => {
   });
 });
 
-function binaryParser(res: http.IncomingMessage, callback: (err: Error | null, body: Buffer) => void): void {
+/** supertest parser that keeps any body as raw bytes. */
+function binaryParser(res: request.Response, callback: (err: Error | null, body: Buffer) => void): void {
+  const stream = res as unknown as NodeJS.ReadableStream;
   const parts: Buffer[] = [];
-  res.on('data', (d: Buffer) => parts.push(d));
-  res.on('end', () => callback(null, Buffer.concat(parts)));
+  stream.on('data', (d: Buffer) => parts.push(d));
+  stream.on('end', () => callback(null, Buffer.concat(parts)));
 }
 
 function recordingErrorHandler(errors: unknown[]) {

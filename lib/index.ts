@@ -8,3 +8,19 @@ export type { AnyRequest, AnyResponse } from './response';
 export type { StreamBodyOptions, StreamBodyResponse, StreamOptions } from './stream-body';
 export { sendStream, streamBody } from './stream-body';
 export type { StreamOutcome } from './write-loop';
+export type { ChannelBuffer } from './channel';
+export { Channel, ChannelOverflowError, droppingBuffer, fixedBuffer, isChannel, MAX_PENDING, slidingBuffer } from './channel';
+export type {
+  SseCloseReason,
+  SseContext,
+  SseMiddleware,
+  SseOptions,
+  SseReadyFunction,
+  SseResponse,
+  SseSource,
+  SseStream,
+  SseStreamOptions,
+} from './sse';
+export { SseSubscription, sseChannel } from './sse';
+export type { Serialize, SseEvent, SseEventInput } from './sse-encoder';
+export { defaultSerialize, encodeComment, encodeEvent, encodeRetry, isSseEvent } from './sse-encoder';

@@ -74,7 +74,7 @@ export class ResponseWriter {
 
   /** Resolves `true` on `'drain'`, `false` if the client leaves first (HTTP/2 never drains then). */
   drained(): Promise<boolean> {
-    if (this.gone) return Promise.resolve(false);
+    if (this.#state === 'done' || this.gone) return Promise.resolve(false);
     if (!this.#drain) {
       let resolve!: (drained: boolean) => void;
       const promise = new Promise<boolean>((r) => {
@@ -86,9 +86,9 @@ export class ResponseWriter {
     return this.#drain.promise;
   }
 
-  /** Waits for `pending`, unless the client leaves first. One such wait at a time. */
+  /** Waits for `pending`, unless the response is done first (the client left). One such wait at a time. */
   untilGone<T>(pending: PromiseLike<T>): Promise<T | typeof GONE> {
-    if (this.gone) {
+    if (this.#state === 'done' || this.gone) {
       Promise.resolve(pending).catch(ignore);
       return Promise.resolve(GONE);
     }
@@ -139,8 +139,18 @@ export class ResponseWriter {
   truncate(error: unknown): void {
     if (this.#state === 'done') return;
     this.#finish('errored', error);
-    if (isHttp2(this.res.req)) this.res.destroy(error instanceof Error ? error : new Error(String(error)));
-    else this.res.destroy();
+    const res = this.res;
+    if (isHttp2(res.req)) {
+      res.destroy(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    // Node corks chunked writes until the next tick: destroying now would drop bytes already written.
+    setImmediate(() => res.destroy());
+  }
+
+  /** Aborts {@link signal} (the stream is ending) without touching the response; idempotent. */
+  abort(reason: unknown): void {
+    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
   }
 
   /** Stops watching the response without touching it (someone else answers it now). */
@@ -157,6 +167,12 @@ export class ResponseWriter {
   };
 
   readonly #handleFinish = (): void => {
+    // HTTP/2's compatibility API also emits 'finish' when the client cancels (RST_STREAM), before
+    // 'close' and with `writableEnded` false: that is the client leaving, not the end of the body.
+    if (!this.res.writableEnded) {
+      this.#handleClose();
+      return;
+    }
     this.#finish('finished');
   };
 
@@ -182,23 +198,18 @@ export class ResponseWriter {
     this.#state = 'done';
     this.#outcome = outcome;
     this.#removeListeners();
-    if (outcome !== 'finished' && !this.gone) {
-      this.#controller.abort(reason ?? new Error('the client went away'));
-      const wake = this.#wakeOnGone;
-      this.#wakeOnGone = undefined;
-      wake?.();
-      this.#handleDrainOnGone();
-      if (wasOpen && outcome === 'aborted') this.onAbort?.();
-    }
-    const settle = this.#settle;
-    this.#settle = undefined;
-    settle?.(outcome);
-  }
-
-  #handleDrainOnGone(): void {
+    if (outcome !== 'finished') this.abort(reason ?? new Error('the client went away'));
+    // Nothing more will drain or arrive: wake whoever waits, so that no caller hangs.
+    const wake = this.#wakeOnGone;
+    this.#wakeOnGone = undefined;
+    wake?.();
     const drain = this.#drain;
     this.#drain = undefined;
     drain?.resolve(false);
+    if (wasOpen && outcome === 'aborted') this.onAbort?.();
+    const settle = this.#settle;
+    this.#settle = undefined;
+    settle?.(outcome);
   }
 
   #removeListeners(): void {

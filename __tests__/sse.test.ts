@@ -1,0 +1,726 @@
+import http from 'node:http';
+import http2 from 'node:http2';
+import zlib from 'node:zlib';
+import compression from 'compression';
+import connect from 'connect';
+import {
+  Channel,
+  type SseCloseReason,
+  type SseContext,
+  type SseMiddleware,
+  type SseOptions,
+  type SseResponse,
+  type SseStream,
+  sseChannel,
+} from '../lib';
+import { closeAll, eventually, frameworks, type Handler, listen, nodeHttpFramework } from './helpers/servers';
+import { collectEvents, RawSseClient } from './helpers/sse-client';
+
+type SseRes = http.ServerResponse & SseResponse;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+const clients: Array<{ close(): void }> = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await closeAll();
+});
+
+function raw(port: number, path: string, headers?: Record<string, string>, version?: string): RawSseClient {
+  const client = new RawSseClient(port, path, headers, version);
+  clients.push(client);
+  return client;
+}
+
+function events(url: string, types?: string[]) {
+  const collected = collectEvents(url, types);
+  clients.push(collected.source);
+  return collected;
+}
+
+/** A server with sseChannel(options) and routes given handlers with a typed res. */
+async function serve(
+  options: SseOptions,
+  routes: Record<string, (req: http.IncomingMessage, res: SseRes) => void>,
+  use: Handler[] = [],
+): Promise<{ port: number; url: string; middleware: SseMiddleware }> {
+  const middleware = sseChannel(options);
+  const app = await nodeHttpFramework.listen({
+    use: [...use, middleware as unknown as Handler],
+    routes: Object.fromEntries(Object.entries(routes).map(([p, h]) => [p, h as unknown as Handler])),
+  });
+  return { port: app.port, url: app.url, middleware };
+}
+
+/** Pedestal's counter, with short intervals: ten `counter` events, then the channel closes. */
+function counter(req: http.IncomingMessage, res: SseRes): void {
+  void req;
+  res.sse((events, ctx) => {
+    void (async () => {
+      for (let i = 0; i < 10 && !ctx.signal.aborted; i++) {
+        await events.put({ event: 'counter', data: i });
+        await sleep(5);
+      }
+      events.close();
+    })();
+  });
+}
+
+describe.each(frameworks)('the Pedestal counter stream under $name', (framework) => {
+  it('delivers ten counter events to a real EventSource, then closes', async () => {
+    const closes: SseCloseReason[] = [];
+    const app = await framework.listen({
+      use: [sseChannel({ onClose: (reason) => closes.push(reason), retryMs: 60_000 }) as unknown as Handler],
+      routes: { '/counter': counter as unknown as Handler },
+    });
+    const { events: received } = events(`${app.url}/counter`, ['counter']);
+    await eventually(() => received.length === 10 && closes.length === 1, 'ten events and a close');
+    expect(received.map((e) => e.data)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    expect(closes).toEqual(['server']);
+  });
+});
+
+describe('sseChannel(options)', () => {
+  describe('response head', () => {
+    it('commits the SSE head at once, with a jittered retry first', async () => {
+      const app = await serve({ retryMs: 3000 }, { '/': (_req, res) => void res.sse() });
+      const client = raw(app.port, '/');
+      await client.waitFor((body) => body.includes('\n\n'), 'retry line');
+      expect(client.head).toMatch(/^HTTP\/1\.1 200 OK/);
+      expect(client.header('content-type')).toBe('text/event-stream; charset=utf-8');
+      expect(client.header('cache-control')).toBe('no-cache, no-transform');
+      expect(client.header('x-accel-buffering')).toBe('no');
+      expect(client.header('connection')).toBe('keep-alive');
+      expect(client.header('content-length')).toBeUndefined();
+      const retry = Number(/^retry: (\d+)\n\n$/.exec(client.body)?.[1]);
+      expect(retry).toBeGreaterThanOrEqual(2000);
+      expect(retry).toBeLessThanOrEqual(5000);
+    });
+
+    it('jitters retry per connection', async () => {
+      const app = await serve({ retryMs: 3000 }, { '/': (_req, res) => void res.sse() });
+      const values = new Set<string>();
+      for (let i = 0; i < 8; i++) {
+        const client = raw(app.port, '/');
+        values.add(await client.waitFor((b) => b.endsWith('\n\n'), 'retry'));
+      }
+      expect(values.size).toBeGreaterThan(1);
+    });
+
+    it('keeps headers set earlier (cors) and applies the headers option', async () => {
+      const cors: Handler = (_req, res, next) => {
+        res.setHeader('Access-Control-Allow-Origin', '*');
+        next();
+      };
+      const app = await serve({ headers: { 'X-Stream': 'yes' } }, { '/': (_req, res) => void res.sse() }, [
+        cors,
+      ]);
+      const client = raw(app.port, '/');
+      await client.waitFor((b) => b.length > 0, 'first bytes');
+      expect(client.header('access-control-allow-origin')).toBe('*');
+      expect(client.header('x-stream')).toBe('yes');
+    });
+
+    it('sends nothing before the head when retryMs is null, and the head still arrives', async () => {
+      const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse() });
+      const client = raw(app.port, '/');
+      await eventually(() => client.head !== '', 'head');
+      await sleep(20);
+      expect(client.body).toBe('');
+    });
+  });
+
+  describe('res.sse(source) sources', () => {
+    it('lets a ready function return at once while its producer runs', async () => {
+      let returned = false;
+      const app = await serve(
+        { retryMs: null },
+        {
+          '/': (_req, res) =>
+            void res.sse((events) => {
+              setTimeout(() => void events.put('late').then(() => events.close()), 20);
+              returned = true;
+            }),
+        },
+      );
+      const client = raw(app.port, '/');
+      await client.waitFor((b) => b === 'data: late\n\n', 'late event');
+      expect(returned).toBe(true);
+      await client.waitEnded();
+      expect(client.terminated).toBe(true);
+    });
+
+    it('tears the stream down when the ready function throws', async () => {
+      const closes: SseCloseReason[] = [];
+      const app = await serve(
+        { retryMs: null, onClose: (r) => closes.push(r) },
+        {
+          '/': (_req, res) =>
+            void res.sse(() => {
+              throw new Error('ready failed');
+            }),
+        },
+      );
+      const client = raw(app.port, '/');
+      await client.waitEnded();
+      expect(closes).toEqual(['error']);
+    });
+
+    it('tears the stream down when the ready function rejects, with no unhandled rejection', async () => {
+      const closes: SseCloseReason[] = [];
+      const app = await serve(
+        { retryMs: null, onClose: (r) => closes.push(r) },
+        {
+          '/': (_req, res) => void res.sse(async () => Promise.reject(new Error('async ready failed'))),
+        },
+      );
+      const client = raw(app.port, '/');
+      await client.waitEnded();
+      expect(closes).toEqual(['error']);
+    });
+
+    it('streams a Channel and ends when it is closed and drained', async () => {
+      const channel = new Channel<string>(5);
+      void channel.put('a');
+      void channel.put('b');
+      channel.close();
+      const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse(channel) });
+      const client = raw(app.port, '/');
+      await client.waitEnded();
+      expect(client.body).toBe('data: a\n\ndata: b\n\n');
+      expect(client.terminated).toBe(true);
+    });
+
+    it('streams an AsyncIterable of events', async () => {
+      async function* ticks() {
+        yield { event: 'tick', id: '1', data: { n: 1 } };
+        yield { id: 42, name: 'Ada' };
+      }
+      const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse(ticks()) });
+      const client = raw(app.port, '/');
+      await client.waitEnded();
+      expect(client.body).toBe('event: tick\nid: 1\ndata: {"n":1}\n\ndata: {"id":42,"name":"Ada"}\n\n');
+    });
+
+    it('lets the app push with send() when there is no source', async () => {
+      const app = await serve(
+        { retryMs: null },
+        {
+          '/': (_req, res) => {
+            const stream = res.sse();
+            void stream.send({ event: 'greeting', data: 'hello\nworld' }).then(() => stream.close());
+          },
+        },
+      );
+      const client = raw(app.port, '/');
+      await client.waitEnded();
+      expect(client.body).toBe('event: greeting\ndata: hello\ndata: world\n\n');
+    });
+
+    it('rejects a source of the wrong kind with a TypeError naming it', async () => {
+      let error: unknown;
+      const app = await serve(
+        {},
+        {
+          '/': (_req, res) => {
+            try {
+              res.sse(42 as never);
+            } catch (e) {
+              error = e;
+              res.end();
+            }
+          },
+        },
+      );
+      raw(app.port, '/');
+      await eventually(() => error !== undefined, 'error');
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as Error).message).toMatch(/number \(42\)/);
+    });
+
+    it('throws a TypeError from send() for an event that would inject fields', async () => {
+      let error: unknown;
+      const app = await serve(
+        { retryMs: null },
+        {
+          '/': (_req, res) => {
+            const stream = res.sse();
+            try {
+              void stream.send({ event: 'a\nb' });
+            } catch (e) {
+              error = e;
+            }
+            stream.close();
+          },
+        },
+      );
+      const client = raw(app.port, '/');
+      await client.waitEnded();
+      expect(error).toBeInstanceOf(TypeError);
+      expect(client.body).toBe('');
+    });
+  });
+
+  describe('Last-Event-ID', () => {
+    it('reads the header, and the lastEventId query parameter on a first connection', async () => {
+      const seen: Array<string | undefined> = [];
+      const app = await serve(
+        { retryMs: null },
+        {
+          '/': (_req, res) => {
+            const stream = res.sse((_events, ctx) => {
+              seen.push(ctx.lastEventId);
+            });
+            seen.push(stream.lastEventId);
+            stream.close();
+          },
+        },
+      );
+      await raw(app.port, '/', { 'Last-Event-ID': 'abc-1' }).waitEnded();
+      await raw(app.port, '/?lastEventId=q-7').waitEnded();
+      await raw(app.port, '/').waitEnded();
+      expect(seen).toEqual(['abc-1', 'abc-1', 'q-7', 'q-7', undefined, undefined]);
+    });
+
+    it('is sent back by a real EventSource when it reconnects after retry', async () => {
+      const connections: Array<string | undefined> = [];
+      const app = await serve(
+        { retryMs: 50 },
+        {
+          '/': (_req, res) => {
+            const stream = res.sse();
+            connections.push(stream.lastEventId);
+            if (connections.length === 1)
+              void stream.send({ id: 'evt-1', data: 'first' }).then(() => stream.close());
+          },
+        },
+      );
+      const { events: received } = events(`${app.url}/`);
+      await eventually(() => connections.length >= 2, 'a reconnect');
+      expect(received[0]).toEqual({ type: 'message', data: 'first', lastEventId: 'evt-1' });
+      expect(connections.slice(0, 2)).toEqual([undefined, 'evt-1']);
+    });
+  });
+
+  describe('heartbeats', () => {
+    it('never lets a client see more than heartbeatMs of silence', async () => {
+      const app = await serve({ retryMs: null, heartbeatMs: 100 }, { '/': (_req, res) => void res.sse() });
+      const client = raw(app.port, '/');
+      await eventually(() => client.head !== '', 'head');
+      const start = Date.now();
+      await sleep(650);
+      const times = [start, ...client.arrivals.filter((a) => a.text.includes(':\n\n')).map((a) => a.at)];
+      expect(times.length).toBeGreaterThanOrEqual(5);
+      const gaps = times.slice(1).map((t, i) => t - (times[i] ?? t));
+      // timers may fire a little late; the schedule itself never allows more than heartbeatMs
+      expect(Math.max(...gaps)).toBeLessThanOrEqual(100 + 40);
+      expect(client.body).toMatch(/^(:\n\n)+$/);
+    });
+
+    it('sends no heartbeat while events keep the stream busy', async () => {
+      const app = await serve(
+        { retryMs: null, heartbeatMs: 100 },
+        {
+          '/': (_req, res) => {
+            const stream = res.sse();
+            const timer = setInterval(() => void stream.send('busy'), 20);
+            stream.signal.addEventListener('abort', () => clearInterval(timer));
+          },
+        },
+      );
+      const client = raw(app.port, '/');
+      await sleep(400);
+      expect(client.body).toContain('data: busy');
+      expect(client.body).not.toContain(':\n\n');
+    });
+
+    it('uses one timer for 1,000 open streams, and none once they are closed', async () => {
+      const activeTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+      const open: SseStream[] = [];
+      const app = await serve(
+        { retryMs: null, heartbeatMs: 5000 },
+        {
+          '/': (_req, res) => void open.push(res.sse()),
+        },
+      );
+      const before = activeTimers();
+      const sockets = Array.from({ length: 1000 }, () => raw(app.port, '/'));
+      await eventually(() => open.length === 1000, '1,000 streams', 20_000);
+      expect(app.middleware.size).toBe(1000);
+      expect(activeTimers() - before).toBeLessThanOrEqual(1);
+      for (const stream of open) stream.close();
+      expect(app.middleware.size).toBe(0);
+      expect(activeTimers()).toBeLessThanOrEqual(before);
+      for (const socket of sockets) socket.close();
+    }, 30_000);
+  });
+
+  describe('slow clients', () => {
+    const paused = (port: number) => {
+      const client = raw(port, '/');
+      client.socket.pause();
+      return client;
+    };
+
+    it("closes a client whose queue passes bufferBytes ('close')", async () => {
+      const closes: SseCloseReason[] = [];
+      const app = await serve(
+        { retryMs: null, bufferBytes: 256 * 1024, onClose: (r) => closes.push(r) },
+        {
+          '/': (_req, res) => {
+            const stream = res.sse();
+            const event = 'x'.repeat(1024);
+            // a producer that does not wait, as a hub broadcasting is
+            for (let i = 0; i < 20_000 && !stream.closed; i++) void stream.send(event);
+          },
+        },
+      );
+      paused(app.port);
+      await eventually(() => closes.length === 1, 'close');
+      expect(closes).toEqual(['slow']);
+    });
+
+    it("drops events past bufferBytes and keeps the stream ('drop')", async () => {
+      const results: boolean[] = [];
+      let stream: SseStream | undefined;
+      const app = await serve(
+        { retryMs: null, bufferBytes: 256 * 1024, onSlowClient: 'drop' },
+        {
+          '/': (_req, res) => {
+            stream = res.sse();
+            const event = 'x'.repeat(1024);
+            for (let i = 0; i < 20_000; i++) void stream.send(event).then((ok) => results.push(ok));
+          },
+        },
+      );
+      paused(app.port);
+      await eventually(() => results.length === 20_000 || results.includes(false), 'some results');
+      await sleep(50);
+      expect(results).toContain(false);
+      expect(stream?.closed).toBe(false);
+    });
+
+    it('closes a client that leaves bytes unread past writeTimeoutMs', async () => {
+      const closes: SseCloseReason[] = [];
+      const app = await serve(
+        { retryMs: null, heartbeatMs: null, writeTimeoutMs: 200, onClose: (r) => closes.push(r) },
+        {
+          '/': (_req, res) => {
+            const stream = res.sse();
+            void (async () => {
+              const event = 'y'.repeat(16 * 1024);
+              while (await stream.send(event));
+            })();
+          },
+        },
+      );
+      paused(app.port);
+      await eventually(() => closes.length === 1, 'slow close', 5000);
+      expect(closes).toEqual(['slow']);
+    });
+
+    it('paces a producer that awaits send() to its client', async () => {
+      let accepted = 0;
+      const app = await serve(
+        { retryMs: null, bufferBytes: null, writeTimeoutMs: null },
+        {
+          '/': (_req, res) => {
+            const stream = res.sse();
+            void (async () => {
+              const event = 'z'.repeat(16 * 1024);
+              for (let i = 0; i < 10_000; i++) {
+                if (!(await stream.send(event))) return;
+                accepted++;
+              }
+            })();
+          },
+        },
+      );
+      const client = paused(app.port);
+      await sleep(300);
+      // 10,000 events are 160 MiB; a paused client lets through only what the socket buffers hold
+      expect(accepted).toBeLessThan(1000);
+      client.close();
+    });
+  });
+
+  describe('teardown', () => {
+    it("runs once when the client leaves: onClose('client'), source closed, later sends false", async () => {
+      const closes: Array<[SseCloseReason, SseContext]> = [];
+      const channel = new Channel<string>();
+      let stream: SseStream | undefined;
+      let listenersBefore = -1;
+      let res: SseRes | undefined;
+      const app = await serve(
+        { retryMs: null, onClose: (r, ctx) => closes.push([r, ctx]) },
+        {
+          '/': (_req, r) => {
+            res = r;
+            listenersBefore = r.listenerCount('close');
+            stream = r.sse(channel);
+          },
+        },
+      );
+      const client = raw(app.port, '/');
+      await eventually(() => stream !== undefined && client.head !== '', 'stream');
+      client.close();
+      await eventually(() => closes.length === 1, 'onClose');
+      expect(closes[0]?.[0]).toBe('client');
+      expect(closes[0]?.[1].stream).toBe(stream);
+      expect(channel.closed).toBe(true);
+      expect(stream?.signal.aborted).toBe(true);
+      await expect(stream?.send('late')).resolves.toBe(false);
+      expect(res?.listenerCount('close')).toBe(listenersBefore);
+      expect(app.middleware.size).toBe(0);
+      await sleep(20);
+      expect(closes).toHaveLength(1);
+    });
+
+    it("runs once when the app closes: onClose('server'), a clean end, the iterator returned", async () => {
+      const closes: SseCloseReason[] = [];
+      let returned = false;
+      async function* endless() {
+        try {
+          for (;;) {
+            yield 'tick';
+            await sleep(10);
+          }
+        } finally {
+          returned = true;
+        }
+      }
+      const app = await serve(
+        { retryMs: null, onClose: (r) => closes.push(r) },
+        {
+          '/': (_req, res) => {
+            const stream = res.sse(endless());
+            setTimeout(() => {
+              stream.close();
+              stream.close();
+            }, 50);
+          },
+        },
+      );
+      const client = raw(app.port, '/');
+      await client.waitEnded();
+      expect(client.terminated).toBe(true);
+      await eventually(() => returned, 'iterator returned');
+      expect(closes).toEqual(['server']);
+    });
+
+    it("runs once when the source fails: onClose('error') and a truncated response", async () => {
+      const closes: SseCloseReason[] = [];
+      async function* failing() {
+        yield 'one';
+        throw new Error('source failed');
+      }
+      const app = await serve(
+        { retryMs: null, onClose: (r) => closes.push(r) },
+        {
+          '/': (_req, res) => void res.sse(failing()),
+        },
+      );
+      const client = raw(app.port, '/');
+      await client.waitClosed();
+      expect(client.body).toBe('data: one\n\n');
+      expect(client.terminated).toBe(false);
+      expect(closes).toEqual(['error']);
+    });
+
+    it('resolves a send waiting on a slow client with false when the stream closes', async () => {
+      let pending: Promise<boolean> | undefined;
+      let stream: SseStream | undefined;
+      const app = await serve(
+        { retryMs: null, bufferBytes: null },
+        {
+          '/': (_req, res) => {
+            stream = res.sse();
+            const event = 'w'.repeat(64 * 1024);
+            for (let i = 0; i < 200; i++) pending = stream.send(event);
+          },
+        },
+      );
+      const client = raw(app.port, '/');
+      client.socket.pause();
+      await eventually(() => pending !== undefined, 'sends');
+      stream?.close();
+      client.close();
+      await expect(pending).resolves.toBe(false);
+    });
+  });
+
+  describe('closeAll({ retryMs })', () => {
+    it('sends every open stream a jittered retry and ends it', async () => {
+      const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse() });
+      const open = Array.from({ length: 5 }, () => raw(app.port, '/'));
+      await eventually(() => app.middleware.size === 5, 'five streams');
+      await app.middleware.closeAll({ retryMs: 1000 });
+      for (const client of open) {
+        await client.waitEnded();
+        const retry = Number(/^retry: (\d+)\n\n$/.exec(client.body)?.[1]);
+        expect(retry).toBeGreaterThanOrEqual(666);
+        expect(retry).toBeLessThanOrEqual(1667);
+        expect(client.terminated).toBe(true);
+      }
+      expect(app.middleware.size).toBe(0);
+    });
+  });
+
+  describe('maxStreams', () => {
+    it('answers past the limit with 200, a jittered retry and an end — never 5xx or 429', async () => {
+      const closes: SseCloseReason[] = [];
+      let readyCalls = 0;
+      const app = await serve(
+        { retryMs: 2000, maxStreams: 2, onClose: (r) => closes.push(r) },
+        {
+          '/': (_req, res) =>
+            void res.sse(() => {
+              readyCalls++;
+            }),
+        },
+      );
+      raw(app.port, '/');
+      raw(app.port, '/');
+      await eventually(() => app.middleware.size === 2, 'two streams');
+      const third = raw(app.port, '/');
+      await third.waitEnded();
+      expect(third.head).toMatch(/^HTTP\/1\.1 200 /);
+      expect(third.body).toMatch(/^retry: \d+\n\n$/);
+      expect(third.terminated).toBe(true);
+      expect(readyCalls).toBe(2);
+      expect(closes).toEqual(['server']);
+    });
+  });
+
+  describe('under compression()', () => {
+    it('is left uncompressed by no-transform, events arriving one by one', async () => {
+      let stream: SseStream | undefined;
+      const app = await serve(
+        { retryMs: null },
+        {
+          '/': (_req, res) => {
+            stream = res.sse();
+          },
+        },
+        [compression({ threshold: 0 }) as unknown as Handler],
+      );
+      const client = raw(app.port, '/', { 'Accept-Encoding': 'gzip' });
+      await eventually(() => stream !== undefined, 'stream');
+      void stream?.send('one');
+      await client.waitFor((b) => b === 'data: one\n\n', 'first event');
+      expect(client.header('content-encoding')).toBeUndefined();
+    });
+
+    it('flushes each event and heartbeat when the app opts into compression', async () => {
+      let stream: SseStream | undefined;
+      const allowCompression: Handler = (_req, res, next) => {
+        res.setHeader('Cache-Control', 'no-cache');
+        next();
+      };
+      const app = await serve(
+        { retryMs: null, heartbeatMs: 100 },
+        {
+          '/': (_req, res) => {
+            stream = res.sse();
+          },
+        },
+        [compression({ threshold: 0 }) as unknown as Handler, allowCompression],
+      );
+      const res = await new Promise<http.IncomingMessage>((resolve) =>
+        http.get(`${app.url}/`, { headers: { 'Accept-Encoding': 'gzip' } }, resolve),
+      );
+      clients.push({ close: () => res.destroy() });
+      expect(res.headers['content-encoding']).toBe('gzip');
+      const gunzip = res.pipe(zlib.createGunzip());
+      let text = '';
+      gunzip.on('data', (d: Buffer) => {
+        text += d.toString();
+      });
+      await eventually(() => stream !== undefined, 'stream');
+      void stream?.send('zipped');
+      await eventually(() => text.includes('data: zipped\n\n'), 'the event through gzip');
+      await eventually(() => text.includes(':\n\n'), 'a heartbeat through gzip');
+    });
+  });
+
+  describe('HTTP/2 (compatibility API, with Connect)', () => {
+    it('streams events without connection-specific headers', async () => {
+      const app = connect();
+      app.use(sseChannel({ retryMs: null }) as unknown as connect.NextHandleFunction);
+      app.use((_req: http.IncomingMessage, res: http.ServerResponse) => {
+        const stream = (res as SseRes).sse();
+        void stream.send({ event: 'h2', data: 'over http2' }).then(() => stream.close());
+      });
+      const server = http2.createServer(
+        app as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      );
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as { port: number }).port;
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      try {
+        const request = session.request({ ':path': '/' });
+        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) =>
+          request.on('response', resolve),
+        );
+        let body = '';
+        request.setEncoding('utf8');
+        request.on('data', (d: string) => {
+          body += d;
+        });
+        await new Promise((resolve) => request.on('end', resolve));
+        expect(headers[':status']).toBe(200);
+        expect(headers['content-type']).toBe('text/event-stream; charset=utf-8');
+        expect(headers.connection).toBeUndefined();
+        expect(body).toBe('event: h2\ndata: over http2\n\n');
+      } finally {
+        session.close();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  });
+
+  describe('options', () => {
+    it.each([
+      [{ heartbeatMs: 0 }, /heartbeatMs/],
+      [{ heartbeatMs: 'fast' }, /heartbeatMs.*string/],
+      [{ retryMs: -1 }, /retryMs/],
+      [{ bufferBytes: 1.5 }, /bufferBytes/],
+      [{ onSlowClient: 'ignore' }, /onSlowClient.*ignore/],
+      [{ serialize: 'json' }, /serialize/],
+      [{ headers: { 'X-A': 1 } }, /X-A/],
+      [{ maxStreams: -2 }, /maxStreams/],
+      [{ onClose: true }, /onClose/],
+    ])('rejects %j with a TypeError naming the option', (options, message) => {
+      expect(() => sseChannel(options as SseOptions)).toThrow(TypeError);
+      expect(() => sseChannel(options as SseOptions)).toThrow(message);
+    });
+
+    it('warns once when another library already put an sse on res', async () => {
+      const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => {});
+      const other: Handler = (_req, res, next) => {
+        (res as unknown as { sse: () => void }).sse = () => {};
+        next();
+      };
+      try {
+        const app = await serve({ retryMs: null }, { '/': (_req, res) => res.sse().close() }, [other]);
+        await raw(app.port, '/').waitEnded();
+        await raw(app.port, '/').waitEnded();
+        const ours = emitWarning.mock.calls.filter(([message]) => /res\.sse/.test(String(message)));
+        expect(ours).toHaveLength(1);
+      } finally {
+        emitWarning.mockRestore();
+      }
+    });
+  });
+});
+
+describe('sseChannel() timers', () => {
+  it('holds no timer once its last stream has closed', async () => {
+    const activeTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const middleware = sseChannel({ heartbeatMs: 50 });
+    const server = http.createServer((req, res) => middleware(req, res, () => (res as SseRes).sse().close()));
+    const app = await listen(server);
+    const before = activeTimers();
+    await raw(app.port, '/').waitEnded();
+    expect(activeTimers()).toBe(before);
+  });
+});
