@@ -24,3 +24,6 @@ export type {
 export { SseSubscription, sseChannel } from './sse';
 export type { Serialize, SseEvent, SseEventInput } from './sse-encoder';
 export { defaultSerialize, encodeComment, encodeEvent, encodeRetry, isSseEvent } from './sse-encoder';
+export type { ChunkedOptions, ChunkedResponse, CoalesceOptions } from './chunked';
+export { chunked } from './chunked';
+export type { StreamingResponse } from './types';
