@@ -283,12 +283,14 @@ describe('sseChannel(options)', () => {
 
     it('is sent back by a real EventSource when it reconnects after retry', async () => {
       const connections: Array<string | undefined> = [];
+      const connectedAt: number[] = [];
       const app = await serve(
         { retryMs: 50 },
         {
           '/': (_req, res) => {
             const stream = res.sse();
             connections.push(stream.lastEventId);
+            connectedAt.push(Date.now());
             if (connections.length === 1)
               void stream.send({ id: 'evt-1', data: 'first' }).then(() => stream.close());
           },
@@ -298,6 +300,9 @@ describe('sseChannel(options)', () => {
       await eventually(() => connections.length >= 2, 'a reconnect');
       expect(received[0]).toEqual({ type: 'message', data: 'first', lastEventId: 'evt-1' });
       expect(connections.slice(0, 2)).toEqual([undefined, 'evt-1']);
+      // the client waited the jittered retry (33–83 ms), not its own default of seconds
+      const [first = 0, second = 0] = connectedAt;
+      expect(second - first).toBeLessThan(1000);
     });
   });
 
@@ -352,6 +357,20 @@ describe('sseChannel(options)', () => {
       expect(activeTimers()).toBeLessThanOrEqual(before);
       for (const socket of sockets) socket.close();
     }, 30_000);
+  });
+
+  describe('timeouts', () => {
+    it("disables the server's socket timeout for the stream", async () => {
+      const closes: SseCloseReason[] = [];
+      const middleware = sseChannel({ retryMs: null, heartbeatMs: null, onClose: (r) => closes.push(r) });
+      const server = http.createServer((req, res) => middleware(req, res, () => void (res as SseRes).sse()));
+      server.setTimeout(100);
+      const app = await listen(server);
+      const client = raw(app.port, '/');
+      await sleep(400);
+      expect(client.closed).toBe(false);
+      expect(closes).toEqual([]);
+    });
   });
 
   describe('slow clients', () => {

@@ -62,8 +62,9 @@ function overflowMessage(operation: 'put' | 'take'): string {
 const channelBrand = Symbol.for('express-streaming.channel');
 
 /**
- * `Symbol.asyncDispose` is there from Node 20.4 (our `engines`); elsewhere fall back to the registry symbol
- * Node's own polyfill uses, so `await using` keeps working wherever that polyfill is installed later.
+ * `Symbol.asyncDispose` exists from Node 20.4 (our `engines`). Where it does not yet, use the registry symbol
+ * Node's own polyfill installs (`Symbol.for('nodejs.asyncDispose')`), so the method still matches it if it
+ * is installed after this module loads. TypeScript's lib may lack the symbol, hence the optional lookup.
  */
 const asyncDisposeSymbol: typeof Symbol.asyncDispose =
   (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ??
@@ -347,7 +348,7 @@ export class Channel<T> implements AsyncIterable<T>, AsyncDisposable {
     checkValue('put', value);
     if (this.#closed) return resolvedFalse;
     if (this.#deliver(value)) return resolvedTrue;
-    if (this.#putResolvers.length > MAX_PENDING) return Promise.reject(new ChannelOverflowError('put'));
+    if (this.#putResolvers.length >= MAX_PENDING) return Promise.reject(new ChannelOverflowError('put'));
     const accepted = new Promise<boolean>(captureResolve);
     this.#putValues.push(value);
     this.#putResolvers.push(capturedResolve as Resolve<boolean>);
