@@ -23,7 +23,12 @@ describe('the example app', () => {
     expect((await request(app.url).get('/range?limit=3')).body.toString()).toBe('1\n2\n3\n');
     const rows = await request(app.url).get('/rows').buffer(true);
     expect(rows.headers['content-type']).toBe('application/x-ndjson');
-    expect(rows.text.trim().split('\n').map((line) => JSON.parse(line).id)).toEqual([1, 2, 3, 4, 5]);
+    expect(
+      rows.text
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line).id),
+    ).toEqual([1, 2, 3, 4, 5]);
     const csv = await request(app.url).get('/report.csv');
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(csv.text.startsWith('id,name\n')).toBe(true);
@@ -36,7 +41,13 @@ browser.describe(`the counter page in headless Chromium${browser.label}`, () => 
     const app = await startExample();
     const instance = await chromium.launch({
       executablePath: chromiumPath,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--no-first-run',
+        '--disable-background-networking',
+      ],
     });
     try {
       const page = await instance.newPage();

@@ -8,8 +8,7 @@ export type AnyResponse = ServerResponse | Http2ServerResponse;
 
 /**
  * The part of a response the library uses, common to HTTP/1 and HTTP/2's compatibility API.
- * `flush` is what `compression()` adds; it is looked up on every write because compression may be
- * mounted after our middleware.
+ * `flush` is what `compression()` adds (zlib buffers until told to flush); without it, it is absent.
  */
 export interface ResponseLike {
   readonly req: RequestLike;
@@ -57,9 +56,4 @@ export function isHttp2(req: RequestLike): boolean {
 export function isBodyless(res: ResponseLike): boolean {
   const status = res.statusCode;
   return res.req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
-}
-
-/** `compression()` buffers inside zlib until told to flush; without it `res.flush` is absent. */
-export function flushCompression(res: ResponseLike): void {
-  if (typeof res.flush === 'function') (res.flush as () => void).call(res);
 }

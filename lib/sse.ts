@@ -266,6 +266,9 @@ class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
   #closed = false;
   #lastWriteTick: number;
   #blockedSinceTick = -1;
+  #backedUp = false;
+  /** A `bufferBytes` below the socket's high-water mark must be checked on every write. */
+  #smallBuffer = false;
   #releaseSource: (() => void) | undefined;
 
   constructor(res: ResponseLike, streams: TickScheduler, settings: Settings) {
@@ -301,6 +304,8 @@ class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
     const res = this.#writer.res;
     writeHead(res, this.#settings);
     this.#open = true;
+    const { bufferBytes } = this.#settings;
+    this.#smallBuffer = bufferBytes !== null && bufferBytes < res.writableHighWaterMark;
     this.#writer.onAbort = () => this.#teardown('client');
     this.#streams.add(this);
     if (this.#settings.retryMs !== null) this.#write(encodeRetry(jitter(this.#settings.retryMs)));
@@ -404,21 +409,39 @@ class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
 
   #write(text: string): Promise<boolean> {
     if (!this.#open || this.#closed) return FALSE;
-    const res = this.#writer.res;
-    const { bufferBytes } = this.#settings;
-    const queued = res.writableLength;
-    if (bufferBytes !== null && queued > 0 && queued + Buffer.byteLength(text) > bufferBytes) {
-      if (this.#settings.dropSlowEvents) {
-        debug('slow client: event dropped (%d bytes queued)', queued);
-        return FALSE;
-      }
-      debug('slow client: closing (%d bytes queued)', queued);
+    // Below the high-water mark the queue is small: read `writableLength` (slow on Express's
+    // re-prototyped res) only while the socket is backed up.
+    if ((this.#backedUp || this.#smallBuffer) && this.#overBufferBytes(text)) {
+      if (this.#settings.dropSlowEvents) return FALSE;
       this.#teardown('slow');
       return FALSE;
     }
     this.#lastWriteTick = this.#streams.now;
-    return this.#writer.write(text) ? TRUE : this.#writer.drained();
+    if (this.#writer.write(text)) return TRUE;
+    const drained = this.#writer.drained();
+    if (!this.#backedUp) {
+      this.#backedUp = true;
+      drained.then(this.#handleDrained);
+    }
+    return drained;
   }
+
+  #overBufferBytes(text: string): boolean {
+    const queued = this.#writer.res.writableLength;
+    const { bufferBytes } = this.#settings;
+    const over = bufferBytes !== null && queued > 0 && queued + Buffer.byteLength(text) > bufferBytes;
+    if (over)
+      debug(
+        'slow client: %d bytes queued (%s)',
+        queued,
+        this.#settings.dropSlowEvents ? 'event dropped' : 'closing',
+      );
+    return over;
+  }
+
+  readonly #handleDrained = (): void => {
+    this.#backedUp = false;
+  };
 
   /** Runs exactly once, whatever the cause: releases the source, the timer slot and the listeners, then tells onClose. */
   #teardown(reason: SseCloseReason, error?: unknown): void {

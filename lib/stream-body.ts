@@ -1,6 +1,13 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { type BodyPlan, planBody, type StreamBody, type StreamContext, type StreamPlan } from './bodies';
+import {
+  type BodyPlan,
+  planBody,
+  readableSource,
+  type StreamBody,
+  type StreamContext,
+  type StreamPlan,
+} from './bodies';
 import { type ErrorHandler, failStream } from './errors';
 import { sendFile } from './file';
 import { createDebug } from './internal/debug';
@@ -182,7 +189,7 @@ class Responder {
       // send answers HEAD, 304 and 416 itself; the writer tells when it did, or when the client left.
       this.#writer.settled().then(resolve);
       sendFile(this.#res.req as unknown as Readable, this.#res as unknown as ServerResponse, plan.file, {
-        onStream: (stream) => resolve(this.#pump(readableSource(stream))),
+        onStream: (stream) => resolve(this.#pump(readableSource(stream, 'a chunk of the file'))),
         onError: (error) => resolve(this.#fail(error)),
       });
     });
@@ -236,11 +243,6 @@ class Responder {
   }
 }
 
-function readableSource(stream: Readable): ChunkSource {
-  const iterator = stream[Symbol.asyncIterator]();
-  return { itemName: 'a chunk of the file', next: () => iterator.next(), release: () => stream.destroy() };
-}
-
 function applyResponseHead(res: ResponseLike, head: NonNullable<StreamPlan['response']>): void {
   res.statusCode = head.status;
   if (head.statusText && !isHttp2(res.req))
@@ -250,5 +252,7 @@ function applyResponseHead(res: ResponseLike, head: NonNullable<StreamPlan['resp
 
 /** The client left before `res.stream()` was even called. */
 function isGone(res: ResponseLike): boolean {
-  return (res as { destroyed?: boolean }).destroyed === true || res.socket?.destroyed === true;
+  if ((res as { destroyed?: boolean }).destroyed === true || res.socket?.destroyed === true) return true;
+  // HTTP/2's compatibility response has no `destroyed` and its socket is the session's: ask its Http2Stream.
+  return isHttp2(res.req) && (res as { stream?: { destroyed?: unknown } }).stream?.destroyed === true;
 }

@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { createDebug } from './internal/debug';
 import { describeValue, ignore, isPromiseLike } from './internal/util';
-import { flushCompression, isHttp2, type ResponseLike } from './response';
+import { isHttp2, type ResponseLike } from './response';
 
 const debug = createDebug('write');
 
@@ -37,8 +37,10 @@ export class ResponseWriter {
   /** Called once when the client goes away before the end, to release the producer. */
   onAbort: (() => void) | undefined;
   readonly #controller = new AbortController();
+  readonly #flush: (() => void) | undefined;
+  #gone = false;
   #state: WriterState = 'open';
-  #wakeOnGone: (() => void) | undefined;
+  #wait: Waiter | undefined;
   #drain: { promise: Promise<boolean>; resolve: (drained: boolean) => void } | undefined;
   #settle: ((outcome: StreamOutcome) => void) | undefined;
   #settledPromise: Promise<StreamOutcome> | undefined;
@@ -46,6 +48,8 @@ export class ResponseWriter {
 
   constructor(res: ResponseLike) {
     this.res = res;
+    // The writer is made once the route runs, after compression() put its flush there (or not).
+    this.#flush = typeof res.flush === 'function' ? (res.flush as () => void).bind(res) : undefined;
     res.on('close', this.#handleClose);
     res.on('error', this.#handleError);
     res.on('finish', this.#handleFinish);
@@ -58,7 +62,7 @@ export class ResponseWriter {
 
   /** True once the client is gone or the response was torn down: nothing more can be written. */
   get gone(): boolean {
-    return this.#controller.signal.aborted;
+    return this.#gone;
   }
 
   get ended(): boolean {
@@ -68,7 +72,7 @@ export class ResponseWriter {
   /** Writes one chunk now, flushing compression; `false` means wait for {@link drained}. */
   write(chunk: string | Uint8Array): boolean {
     const belowHighWaterMark = this.res.write(chunk);
-    flushCompression(this.res);
+    this.#flush?.();
     return belowHighWaterMark;
   }
 
@@ -88,23 +92,13 @@ export class ResponseWriter {
 
   /** Waits for `pending`, unless the response is done first (the client left). One such wait at a time. */
   untilGone<T>(pending: PromiseLike<T>): Promise<T | typeof GONE> {
-    if (this.#state === 'done' || this.gone) {
+    if (this.#state === 'done' || this.#gone) {
       Promise.resolve(pending).catch(ignore);
       return Promise.resolve(GONE);
     }
-    return new Promise<T | typeof GONE>((resolve, reject) => {
-      this.#wakeOnGone = () => resolve(GONE);
-      pending.then(
-        (value) => {
-          this.#wakeOnGone = undefined;
-          resolve(value);
-        },
-        (error: unknown) => {
-          this.#wakeOnGone = undefined;
-          reject(error);
-        },
-      );
-    });
+    // One waiter per writer, reused for every wait: a wait costs one promise, not three closures.
+    this.#wait ??= new Waiter();
+    return this.#wait.await(pending) as Promise<T | typeof GONE>;
   }
 
   /** Resolves with how the response ended, whoever ended it. */
@@ -150,7 +144,9 @@ export class ResponseWriter {
 
   /** Aborts {@link signal} (the stream is ending) without touching the response; idempotent. */
   abort(reason: unknown): void {
-    if (!this.#controller.signal.aborted) this.#controller.abort(reason);
+    if (this.#gone) return;
+    this.#gone = true;
+    this.#controller.abort(reason);
   }
 
   /** Stops watching the response without touching it (someone else answers it now). */
@@ -200,9 +196,7 @@ export class ResponseWriter {
     this.#removeListeners();
     if (outcome !== 'finished') this.abort(reason ?? new Error('the client went away'));
     // Nothing more will drain or arrive: wake whoever waits, so that no caller hangs.
-    const wake = this.#wakeOnGone;
-    this.#wakeOnGone = undefined;
-    wake?.();
+    this.#wait?.resolve(GONE);
     const drain = this.#drain;
     this.#drain = undefined;
     drain?.resolve(false);
@@ -248,4 +242,32 @@ export async function pump(writer: ResponseWriter, source: ChunkSource): Promise
     if (!writer.write(chunk) && !(await writer.drained())) return 'aborted';
   }
   return writer.end();
+}
+
+/** The pending side of {@link ResponseWriter.untilGone}: settled by the awaited value or by GONE, first wins. */
+class Waiter {
+  #resolve: ((value: unknown) => void) | undefined;
+  #reject: ((error: unknown) => void) | undefined;
+  readonly #capture = (resolve: (value: unknown) => void, reject: (error: unknown) => void): void => {
+    this.#resolve = resolve;
+    this.#reject = reject;
+  };
+  readonly #settle = (value: unknown): void => this.resolve(value);
+  readonly #fail = (error: unknown): void => {
+    const reject = this.#reject;
+    this.#resolve = this.#reject = undefined;
+    reject?.(error);
+  };
+
+  await(pending: PromiseLike<unknown>): Promise<unknown> {
+    const wait = new Promise<unknown>(this.#capture);
+    pending.then(this.#settle, this.#fail);
+    return wait;
+  }
+
+  resolve(value: unknown): void {
+    const resolve = this.#resolve;
+    this.#resolve = this.#reject = undefined;
+    resolve?.(value);
+  }
 }

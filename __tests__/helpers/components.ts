@@ -10,7 +10,8 @@ export function requireComponent(
   requiredBy: string,
 ): { available: boolean; describe: jest.Describe; label: string } {
   const required = process.env[requiredBy] === '1';
-  if (!found && required) throw new Error(`${name} is required (${requiredBy}=1) but was not found on this machine`);
+  if (!found && required)
+    throw new Error(`${name} is required (${requiredBy}=1) but was not found on this machine`);
   return {
     available: found,
     describe: found ? describe : describe.skip,

@@ -2,7 +2,14 @@
 // and misuse is a compile error (each @ts-expect-error fails the check if the error disappears).
 import http from 'node:http';
 import express from 'express';
-import { Channel, chunked, type SseEventInput, type StreamingResponse, sseChannel, streamBody } from '../../lib';
+import {
+  type Channel,
+  chunked,
+  type SseEventInput,
+  type StreamingResponse,
+  sseChannel,
+  streamBody,
+} from '../../lib';
 
 const app = express();
 app.use(streamBody());

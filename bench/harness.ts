@@ -1,0 +1,186 @@
+/**
+ * Child-process plumbing for the benchmarks: every child is forked with an IPC channel, tracked, and
+ * killed when the run ends — normally, on failure, on Ctrl-C or when the global watchdog fires.
+ * Every wait has a time bound.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
+
+export type Message = { type: string } & Record<string, unknown>;
+
+const live = new Set<ChildProcess>();
+
+export function killAll(): void {
+  for (const child of live) {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+  live.clear();
+}
+
+let hooked = false;
+function hookExit(): void {
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', killAll);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+interface Waiter {
+  match: (message: Message) => boolean;
+  resolve: (message: Message) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface ChildOptions {
+  name: string;
+  execArgv?: string[];
+  env?: Record<string, string>;
+}
+
+/** One forked child (`node` on a .mjs file, with no tsx loader), spoken to by IPC messages. */
+export class Child {
+  readonly name: string;
+  readonly #proc: ChildProcess;
+  readonly #inbox: Message[] = [];
+  readonly #waiters = new Set<Waiter>();
+  #stderr = '';
+  #exited: string | undefined;
+
+  constructor(script: string, args: string[], options: ChildOptions) {
+    hookExit();
+    this.name = options.name;
+    this.#proc = fork(`${BENCH_DIR}children/${script}`, args, {
+      execArgv: options.execArgv ?? [],
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+      cwd: BENCH_DIR,
+    });
+    live.add(this.#proc);
+    this.#proc.stderr?.setEncoding('utf8');
+    this.#proc.stderr?.on('data', (text: string) => {
+      this.#stderr = (this.#stderr + text).slice(-4000);
+    });
+    this.#proc.on('message', (message: Message) => this.#deliver(message));
+    this.#proc.on('exit', (code, signal) => {
+      live.delete(this.#proc);
+      this.#exited = `${this.name} exited (code ${code}, signal ${signal})${this.#stderr ? `: ${this.#stderr.trim()}` : ''}`;
+      for (const waiter of this.#waiters) {
+        clearTimeout(waiter.timer);
+        waiter.reject(new Error(this.#exited));
+      }
+      this.#waiters.clear();
+    });
+  }
+
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  send(message: Message): void {
+    if (this.#exited) throw new Error(this.#exited);
+    this.#proc.send(message);
+  }
+
+  /** The next message of `type` (already received or to come), or an error after `timeoutMs`. */
+  waitFor(
+    type: string,
+    timeoutMs: number,
+    match: (message: Message) => boolean = () => true,
+  ): Promise<Message> {
+    const test = (message: Message) => message.type === type && match(message);
+    const index = this.#inbox.findIndex(test);
+    if (index !== -1) return Promise.resolve(this.#inbox.splice(index, 1)[0]!);
+    if (this.#exited) return Promise.reject(new Error(this.#exited));
+    return new Promise<Message>((resolve, reject) => {
+      const waiter: Waiter = {
+        match: test,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#waiters.delete(waiter);
+          reject(new Error(`${this.name}: no '${type}' message within ${timeoutMs} ms`));
+        }, timeoutMs),
+      };
+      this.#waiters.add(waiter);
+    });
+  }
+
+  /** Sends `message` and waits for the reply of type `reply`. */
+  request(message: Message, reply: string, timeoutMs: number): Promise<Message> {
+    const waiting = this.waitFor(reply, timeoutMs);
+    this.send(message);
+    return waiting;
+  }
+
+  kill(): void {
+    if (this.#proc.exitCode === null && this.#proc.signalCode === null) this.#proc.kill('SIGKILL');
+    live.delete(this.#proc);
+  }
+
+  #deliver(message: Message): void {
+    for (const waiter of this.#waiters) {
+      if (waiter.match(message)) {
+        this.#waiters.delete(waiter);
+        clearTimeout(waiter.timer);
+        waiter.resolve(message);
+        return;
+      }
+    }
+    this.#inbox.push(message);
+  }
+}
+
+/** Runs `body` with the children it starts, and kills them whatever happens. */
+export async function withChildren<T>(body: (start: typeof startChild) => Promise<T>): Promise<T> {
+  const started: Child[] = [];
+  const start: typeof startChild = (...args) => {
+    const child = startChild(...args);
+    started.push(child);
+    return child;
+  };
+  try {
+    return await body(start);
+  } finally {
+    for (const child of started) child.kill();
+  }
+}
+
+export function startChild(script: string, args: string[], options: ChildOptions): Child {
+  return new Child(script, args, options);
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export function log(text: string): void {
+  process.stderr.write(`${text}\n`);
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** A plain-text table: the first row is the header; numeric-looking cells are right-aligned. */
+export function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) {
+    for (let i = 0; i < row.length; i++) widths[i] = Math.max(widths[i] ?? 0, row[i]!.length);
+  }
+  const numeric = /^[-+]?[\d.,]+( ?[a-zµ%×/]+)?$|^[\d.]+×$|^—$/i;
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => (numeric.test(cell) && i > 0 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join('\n');
+}

@@ -1,0 +1,109 @@
+/**
+ * `npm run bench:profile`: CPU profiles (node:inspector, 200 µs sampling) of the measured phase of a few
+ * benchmark variants, summarised as the top frames by self time and as shares by where the code lives.
+ * Profiling slows everything down a little: read shares, not absolute numbers. Profiles are written to
+ * the OS temp directory.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { log, table } from './harness';
+import { runBroadcast } from './sse-bench';
+import { runThroughput, summary } from './stream-bench';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+const OUT_DIR = path.join(os.tmpdir(), 'express-streaming-bench-profiles');
+const TOP = Number(process.env.BENCH_PROFILE_TOP ?? '18');
+
+function where(url: string, name: string): string {
+  if (url.includes('/dist/index.')) return 'express-streaming (dist)';
+  if (url.includes('/node_modules/')) return url.split('/node_modules/').pop()!.split('/')[0]!;
+  if (url.startsWith('node:') || url === '') {
+    if (name === '(garbage collector)') return 'GC';
+    if (name === '(program)' || name === '(idle)' || name === '(root)') return name;
+    return url === '' ? 'native / builtins' : 'Node internals';
+  }
+  return path.basename(url);
+}
+
+function summarise(file: string): string {
+  const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const self = new Map<string, number>();
+  const buckets = new Map<string, number>();
+  let total = 0;
+  profile.samples.forEach((id, i) => {
+    const delta = profile.timeDeltas[i] ?? 0;
+    const node = byId.get(id);
+    if (!node) return;
+    const { functionName, url, lineNumber } = node.callFrame;
+    const name = functionName || '(anonymous)';
+    if (name === '(idle)') return;
+    total += delta;
+    const short = url
+      ? `${url.replace(/^.*\/(node_modules\/|dist\/)/, '$1').replace(/^node:/, '')}:${lineNumber + 1}`
+      : '';
+    const key = `${name}  ${short}`;
+    self.set(key, (self.get(key) ?? 0) + delta);
+    const bucket = where(url, name);
+    buckets.set(bucket, (buckets.get(bucket) ?? 0) + delta);
+  });
+  const pct = (value: number) => `${((100 * value) / total).toFixed(1)}%`;
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP);
+  const rows = [['self', 'frame'], ...top.map(([key, value]) => [pct(value), key])];
+  const shareRows = [
+    ['share', 'where'],
+    ...[...buckets.entries()].sort((a, b) => b[1] - a[1]).map(([key, value]) => [pct(value), key]),
+  ];
+  return `${table(shareRows)}\n\n${table(rows)}\n(${(total / 1000).toFixed(0)} ms of non-idle samples)`;
+}
+
+async function main(): Promise<void> {
+  mkdirSync(OUT_DIR, { recursive: true });
+  const broadcasts = (process.env.BENCH_PROFILE_SSE ?? 'es-express,es-http,raw-express')
+    .split(',')
+    .filter(Boolean);
+  for (const variant of broadcasts) {
+    const file = path.join(OUT_DIR, `sse-${variant}.cpuprofile`);
+    const result = await runBroadcast(variant, 1000, 150, {
+      warmup: 20,
+      rounds: 1,
+      timeLimitMs: 40_000,
+      profileFile: file,
+    });
+    if (!result.ok) {
+      log(`${variant}: FAILED (${result.reason})`);
+      continue;
+    }
+    process.stdout.write(
+      `\n== SSE broadcast, ${variant}, 1000 clients × 150 events (${result.phases[0]!.cpuUsPerEvent.toFixed(2)} µs/event while profiled)\n${summarise(file)}\n`,
+    );
+  }
+  const streams = (process.env.BENCH_PROFILE_STREAM ?? 'es-stream,pipe').split(',').filter(Boolean);
+  for (const variant of streams) {
+    const file = path.join(OUT_DIR, `stream-${variant}.cpuprofile`);
+    const result = await runThroughput(variant, 200 * 1024 * 1024, 3, 30_000, file);
+    if (!result.ok) {
+      log(`${variant}: FAILED (${result.reason})`);
+      continue;
+    }
+    process.stdout.write(
+      `\n== Streaming 200 MiB, ${variant} (${summary(result).cpuUsPerMiB!.toFixed(0)} µs/MiB while profiled)\n${summarise(file)}\n`,
+    );
+  }
+  process.stdout.write(`\nProfiles: ${OUT_DIR}\n`);
+}
+
+main().catch((error: unknown) => {
+  log(`profile failed: ${(error as Error).stack ?? String(error)}`);
+  process.exitCode = 1;
+});

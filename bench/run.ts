@@ -1,0 +1,311 @@
+/**
+ * `npm run bench`: express-streaming side by side with its peers, in one run, reported as ratios.
+ *
+ * 1. SSE broadcast CPU: a server child per variant holds N clients (raw `net` sockets in a client child)
+ *    and broadcasts ~100-byte events; server CPU (process.cpuUsage) per delivered event, as a ratio to a
+ *    raw node:http loop writing one pre-encoded Buffer per client. Every client must get every event.
+ *    All variants are held open at once and take turns in rounds, so machine drift hits them alike.
+ * 2. Per-stream memory: server heap growth (after gc) per idle SSE stream.
+ * 3. res.stream throughput: 200 MiB from an async generator of 64 KiB Buffers to one client, in rounds.
+ *
+ * Load goes to 127.0.0.1 only; every loop and wait is bounded; every child is killed at the end.
+ * Sizes can be scaled with BENCH_SCALE (e.g. 0.2 for a quick look, 2 for steadier numbers).
+ * BENCH_ONLY=sse,memory,stream picks sections.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import { BENCH_DIR, killAll, log, median, table } from './harness';
+import { MEMORY_VARIANTS, type MemoryResult, runBroadcastSuite, runMemory, SSE_VARIANTS } from './sse-bench';
+import { runThroughputSuite, STREAM_VARIANTS, summary } from './stream-bench';
+
+const SCALE = Number(process.env.BENCH_SCALE ?? '1') || 1;
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'sse,memory,stream').split(','));
+const WATCHDOG_MS = 285_000 * Math.max(1, SCALE);
+// events per round; every variant broadcasts rounds × events events to each of its clients
+const BROADCASTS = [
+  { clients: 200, rounds: 7, events: Math.max(10, Math.round(150 * SCALE)), warmup: 50 },
+  { clients: 1000, rounds: 7, events: Math.max(4, Math.round(30 * SCALE)), warmup: 20 },
+];
+const MEMORY_STREAMS = 2000;
+const MEMORY_WARM = 100;
+const STREAM_BYTES = 200 * 1024 * 1024;
+const STREAM_ROUNDS = 11;
+
+const startedAt = Date.now();
+const elapsed = () => `${((Date.now() - startedAt) / 1000).toFixed(0)}s`;
+
+function ensureBuilt(): void {
+  if (existsSync(`${BENCH_DIR}../dist/index.js`)) return;
+  log('dist/ is missing: building it once with `npx tsup`');
+  execFileSync('npx', ['tsup'], { cwd: `${BENCH_DIR}..`, stdio: 'inherit' });
+}
+
+/** Peers are devDependencies; a variant whose packages do not load is skipped with the reason. */
+async function unavailable(variant: string): Promise<string | undefined> {
+  const needs: Record<string, string[]> = {
+    'better-sse': ['better-sse'],
+    'sse-channel': ['sse-channel'],
+    hono: ['hono', 'hono/streaming', '@hono/node-server'],
+  };
+  for (const name of needs[variant] ?? []) {
+    try {
+      const specifier: string = name;
+      await import(specifier);
+    } catch (error) {
+      return `${name} does not load on Node ${process.versions.node}: ${(error as Error).message.split('\n')[0]}`;
+    }
+  }
+  return undefined;
+}
+
+const fixed = (value: number | undefined, digits: number) =>
+  value === undefined ? '—' : value.toFixed(digits);
+const bytes = (value: number | undefined) => (value === undefined ? '—' : `${Math.round(value)}`);
+const signed = (value: number | undefined) =>
+  value === undefined ? '—' : `${value >= 0 ? '+' : ''}${Math.round(value)}`;
+
+const sseRows: string[][] = [];
+const memoryRows: string[][] = [];
+const streamRows: string[][] = [];
+const notes: string[] = [];
+
+async function sseSection(): Promise<void> {
+  sseRows.push([
+    'SSE broadcast',
+    'clients',
+    'events',
+    'CPU µs/event',
+    'vs (a)',
+    'round ratios',
+    'user µs/event',
+    'user vs (a)',
+    'status',
+  ]);
+  for (const { clients, events, rounds, warmup } of BROADCASTS) {
+    log(`SSE broadcast, ${clients} clients, ${rounds} rounds × ${events} events, variants interleaved`);
+    const skipped = new Map<string, string>();
+    const ids: string[] = [];
+    for (const variant of SSE_VARIANTS) {
+      const reason = await unavailable(variant.id);
+      if (reason) {
+        skipped.set(variant.id, reason);
+        log(`  ${variant.label}: skipped (${reason})`);
+      } else ids.push(variant.id);
+    }
+    const results = await runBroadcastSuite(ids, clients, events, { warmup, rounds, timeLimitMs: 40_000 });
+    const base = results.get('raw-http');
+    const baseOk = base?.ok === true;
+    for (const variant of SSE_VARIANTS) {
+      const result = results.get(variant.id);
+      if (!result) {
+        sseRows.push([
+          variant.label,
+          `${clients}`,
+          '—',
+          '—',
+          '—',
+          '—',
+          '—',
+          '—',
+          `skipped: ${skipped.get(variant.id)}`,
+        ]);
+        continue;
+      }
+      const phases = result.phases.filter((phase) => phase.ok);
+      const cpu = phases.length > 0 ? median(phases.map((p) => p.cpuUsPerEvent)) : undefined;
+      const user = phases.length > 0 ? median(phases.map((p) => p.userUsPerEvent)) : undefined;
+      // Each round against the baseline's phase of the same round.
+      const roundRatios: number[] = [];
+      const userRatios: number[] = [];
+      if (baseOk && result.ok) {
+        result.phases.forEach((phase, i) => {
+          const basePhase = base.phases[i]!;
+          roundRatios.push(phase.cpuUsPerEvent / basePhase.cpuUsPerEvent);
+          userRatios.push(phase.userUsPerEvent / basePhase.userUsPerEvent);
+        });
+      }
+      const spread =
+        roundRatios.length > 0
+          ? `${Math.min(...roundRatios).toFixed(2)}–${Math.max(...roundRatios).toFixed(2)}`
+          : '—';
+      log(
+        `  ${variant.label}: ${result.ok ? `${fixed(cpu, 2)} µs/event, ${roundRatios.length > 0 ? `${median(roundRatios).toFixed(2)}×` : '—'}` : `FAILED (${result.reason})`}`,
+      );
+      sseRows.push([
+        variant.label,
+        `${clients}`,
+        `${rounds}×${events}`,
+        fixed(cpu, 2),
+        roundRatios.length > 0 ? `${median(roundRatios).toFixed(2)}×` : '—',
+        spread,
+        fixed(user, 2),
+        userRatios.length > 0 ? `${median(userRatios).toFixed(2)}×` : '—',
+        result.ok ? 'ok: every client got every event' : `FAILED: ${result.reason}`,
+      ]);
+    }
+  }
+}
+
+async function memorySection(): Promise<void> {
+  log(`Per-stream memory, ${MEMORY_STREAMS} idle streams (after ${MEMORY_WARM} warm-up streams)`);
+  const results = new Map<string, MemoryResult>();
+  const skippedReasons = new Map<string, string>();
+  for (const variant of MEMORY_VARIANTS) {
+    const skipped = await unavailable(variant.id);
+    if (skipped) {
+      skippedReasons.set(variant.id, skipped);
+      continue;
+    }
+    const result = await runMemory(variant.id, MEMORY_STREAMS, MEMORY_WARM);
+    log(
+      `  [${elapsed()}] ${variant.label}: ${result.ok ? `${bytes(result.heapPerStream)} B/stream` : 'FAILED'}`,
+    );
+    results.set(variant.id, result);
+  }
+  // What each variant is compared with: the server it runs in, holding the response open by itself.
+  const host: Record<string, string> = {
+    'raw-express': 'raw-http',
+    'es-express': 'raw-express',
+    'es-http': 'raw-http',
+    'better-sse': 'raw-express',
+    'sse-channel': 'raw-express',
+    hono: 'raw-http',
+  };
+  const hostLabel: Record<string, string> = { 'raw-http': 'node:http', 'raw-express': 'Express alone' };
+  memoryRows.push(['Per-stream memory', 'streams', 'heap B/stream', 'over its host', 'host', 'status']);
+  for (const variant of MEMORY_VARIANTS) {
+    const result = results.get(variant.id);
+    const skipped = skippedReasons.get(variant.id);
+    if (!result) {
+      memoryRows.push([variant.label, `${MEMORY_STREAMS}`, '—', '—', '—', `skipped: ${skipped}`]);
+      continue;
+    }
+    const hostId = host[variant.id];
+    const hostResult = hostId ? results.get(hostId) : undefined;
+    const over = result.ok && hostResult?.ok ? result.heapPerStream! - hostResult.heapPerStream! : undefined;
+    let status = result.ok ? 'ok' : `FAILED: ${result.reason}`;
+    if (result.ok && variant.id.startsWith('es-') && over !== undefined) {
+      status = over < 1024 ? 'ok, under the 1 KB target' : 'ok, OVER the 1 KB target';
+    }
+    memoryRows.push([
+      variant.label,
+      `${result.streams}`,
+      bytes(result.heapPerStream),
+      signed(over),
+      hostId ? hostLabel[hostId]! : '—',
+      status,
+    ]);
+  }
+}
+
+async function streamSection(): Promise<void> {
+  const mib = STREAM_BYTES / (1024 * 1024);
+  log(
+    `res.stream throughput, ${mib} MiB in 64 KiB Buffers, ${STREAM_ROUNDS} rounds after 1 warm-up, interleaved`,
+  );
+  const results = await runThroughputSuite(
+    STREAM_VARIANTS.map((v) => v.id),
+    STREAM_BYTES,
+    STREAM_ROUNDS,
+    30_000,
+  );
+  const base = results.get('pipe');
+  streamRows.push([
+    `Streaming ${mib} MiB`,
+    'MB/s',
+    'vs pipe',
+    'server CPU µs/MiB',
+    'vs pipe',
+    'round ratios',
+    'status',
+  ]);
+  for (const variant of STREAM_VARIANTS) {
+    const result = results.get(variant.id)!;
+    const { mbPerSec, cpuUsPerMiB } = summary(result);
+    const speed: number[] = [];
+    const cpu: number[] = [];
+    if (result.ok && base?.ok) {
+      result.transfers.forEach((t, i) => {
+        speed.push(t.mbPerSec / base.transfers[i]!.mbPerSec);
+        cpu.push(t.cpuUsPerMiB / base.transfers[i]!.cpuUsPerMiB);
+      });
+    }
+    log(
+      `  ${variant.label}: ${result.ok ? `${fixed(mbPerSec, 0)} MB/s, ${fixed(cpuUsPerMiB, 0)} µs/MiB` : 'FAILED'}`,
+    );
+    streamRows.push([
+      variant.label,
+      fixed(mbPerSec, 0),
+      speed.length > 0 ? `${median(speed).toFixed(2)}×` : '—',
+      fixed(cpuUsPerMiB, 0),
+      cpu.length > 0 ? `${median(cpu).toFixed(2)}×` : '—',
+      cpu.length > 0 ? `${Math.min(...cpu).toFixed(2)}–${Math.max(...cpu).toFixed(2)}` : '—',
+      result.ok ? 'ok: every byte arrived' : `FAILED: ${result.reason}`,
+    ]);
+  }
+}
+
+function printReport(partial?: string): void {
+  const cpus = os.cpus();
+  const out: string[] = [
+    '',
+    `express-streaming benchmarks${partial ? ` (PARTIAL: ${partial})` : ''}`,
+    `Node ${process.version}, ${os.platform()} ${os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, BENCH_SCALE=${SCALE}, ${elapsed()}`,
+    '',
+  ];
+  if (sseRows.length > 0) {
+    out.push(table(sseRows), '');
+    out.push(
+      'CPU = user + system time of the server process from the first broadcast of a round to the last event received',
+      'by the last client, divided by clients × events; median of the rounds. All variants hold their clients at once and',
+      'take turns each round (order rotated), so "vs (a)" is the median of per-round ratios to the baseline\'s phase of',
+      'the same round, and "round ratios" shows their spread. "user" leaves out kernel time (mostly writev to loopback).',
+      "Lower is better; (a) = 1.00×. (ref) is not a library: it is DESIGN.md §8's fast path written by hand (each event",
+      'framed once as one HTTP/1.1 chunk, written straight to every res.socket), to show the headroom.',
+      '',
+    );
+  }
+  if (memoryRows.length > 0) {
+    out.push(table(memoryRows), '');
+    out.push(
+      'Heap = process.memoryUsage().heapUsed after gc(), before and after opening the streams; "over its host" subtracts',
+      'the same server holding its responses open by itself (node:http or Express alone). Target for ours: < 1 KB over the host.',
+      '',
+    );
+  }
+  if (streamRows.length > 0) {
+    out.push(table(streamRows), '');
+    out.push(
+      'MB/s seen by the client (request to end of body); CPU = server process per MiB; medians of the rounds, ratios taken',
+      'per round against pipe in the same round ("round ratios": spread of the CPU ratio). Higher MB/s, lower CPU is better.',
+      '',
+    );
+  }
+  for (const note of notes) out.push(`Note: ${note}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+async function main(): Promise<void> {
+  ensureBuilt();
+  const watchdog = setTimeout(() => {
+    log(`watchdog: the bench ran past ${WATCHDOG_MS / 1000}s; killing children and printing what there is`);
+    killAll();
+    printReport('stopped by the watchdog');
+    process.exit(1);
+  }, WATCHDOG_MS);
+  watchdog.unref();
+  if (ONLY.has('sse')) await sseSection();
+  if (ONLY.has('memory')) await memorySection();
+  if (ONLY.has('stream')) await streamSection();
+  clearTimeout(watchdog);
+  printReport();
+}
+
+main()
+  .catch((error: unknown) => {
+    log(`bench failed: ${(error as Error).stack ?? String(error)}`);
+    printReport('the bench failed');
+    process.exitCode = 1;
+  })
+  .finally(killAll);
