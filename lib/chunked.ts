@@ -6,6 +6,7 @@ import {
   asResponse,
   isBodyless,
   isHttp2,
+  isResponseGone,
   type RequestLike,
   type ResponseLike,
 } from './response';
@@ -52,22 +53,23 @@ export interface ChunkedOptions {
   coalesce?: CoalesceOptions | null;
 }
 
-/**
- * What `chunked()` adds to a response; Connect and node:http users type their `res` with it.
- *
- * `res.chunk(data)` writes `data` as one chunk now (flushed through `compression()` when it is there)
- * and resolves `true` once the response accepted it — after `'drain'` when the client reads slower
- * than the app writes — or `false` once the client is gone or the response has ended. The promise
- * never rejects; a `data` that is not a string or a Uint8Array throws a `TypeError` at the call.
- *
- * `res.setTrailer(name, value)` sets a trailer field sent after the last chunk. It returns `false`,
- * dropping the field quietly, where the request or the status rules trailers out (HEAD, an HTTP/1.0
- * client, 1xx/204/304) or the response is over; it throws a `TypeError` where the app's own doing
- * does (its own `Content-Length`, a name not declared before the headers went out, a bad name or
- * value). On node:http2's compatibility API `res.setTrailer` is Node's own and is left as it is.
- */
+/** What `chunked()` adds to a response; Connect and node:http users type their `res` with it. */
 export interface ChunkedResponse {
+  /**
+   * Writes `data` as one chunk now (flushed through `compression()` when it is there). Resolves
+   * `true` once the response accepted it — after `'drain'` when the client reads slower than the app
+   * writes — and `false` once the client is gone or the response has ended: stop producing then.
+   * The promise never rejects; `data` that is not a string or a Uint8Array throws a `TypeError` at
+   * the call. An empty chunk only commits the headers.
+   */
   chunk(data: string | Uint8Array): Promise<boolean>;
+  /**
+   * Sets a trailer field, sent after the last chunk. Returns `false`, dropping it quietly, where the
+   * request or the status rules trailers out (HEAD, an HTTP/1.0 client, 1xx/204/304) or the response
+   * is over; throws a `TypeError` where the app's own doing does (its own `Content-Length`, a name not
+   * declared before the headers went out, a bad name or value). On node:http2's compatibility API
+   * `res.setTrailer` is Node's own and is left as it is.
+   */
   setTrailer(name: string, value: string): boolean;
 }
 
@@ -174,7 +176,7 @@ class ChunkedStream {
     }
     let writer = this.#writer;
     if (writer === undefined) {
-      if (isGone(res)) {
+      if (isResponseGone(res)) {
         debug('res.chunk() after the client went away: refused');
         return REFUSED;
       }
@@ -196,10 +198,10 @@ class ChunkedStream {
   write(bytes: string | Uint8Array): Promise<boolean> {
     const writer = this.#writer!;
     if (writer.write(bytes)) return ACCEPTED;
-    // HTTP/2 never drains after a cancel and a finished response may never drain either, so the
-    // wait is raced with the response settling.
-    return Promise.race([writer.drained(), writer.settled()]).then((result) => {
-      if (result === true) return !writer.gone && !isGone(this.res);
+    // The writer wakes a drain wait with false whenever the response is over (HTTP/2 never drains
+    // after a cancel, a finished response may never drain either).
+    return writer.drained().then((drained) => {
+      if (drained) return !writer.gone && !isResponseGone(this.res);
       // Woken without a drain, the response is over: a chunk written before a clean end went out with it.
       if (writer.gone) return false;
       return writer.settled().then((outcome) => outcome === 'finished');
@@ -214,7 +216,7 @@ class ChunkedStream {
     const key = checkTrailerName(name, 'res.setTrailer: name');
     checkTrailerValue(key, value);
     const res = this.res;
-    if (this.#ended || res.writableEnded || this.gone || isGone(res)) {
+    if (this.#ended || res.writableEnded || this.gone || isResponseGone(res)) {
       debug('trailer %s dropped: the response is over', key);
       return false;
     }
@@ -438,13 +440,6 @@ function trailersRuledOut(res: ResponseLike): string | undefined {
   }
   if (isBodyless(res)) return `a ${res.statusCode} response has no body`;
   return undefined;
-}
-
-/** The client left (or the response was destroyed) before the writer could see `'close'`. */
-function isGone(res: ResponseLike): boolean {
-  if ((res as { destroyed?: boolean }).destroyed === true) return true;
-  if (isHttp2(res.req)) return (res as { stream?: { destroyed?: boolean } }).stream?.destroyed === true;
-  return res.socket?.destroyed === true;
 }
 
 function headerNames(value: number | string | string[] | undefined): string[] {

@@ -57,3 +57,11 @@ export function isBodyless(res: ResponseLike): boolean {
   const status = res.statusCode;
   return res.req.method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200);
 }
+
+/** The client left (or the response was destroyed) before a writer could see `'close'`. */
+export function isResponseGone(res: ResponseLike): boolean {
+  if ((res as { destroyed?: boolean }).destroyed === true) return true;
+  // HTTP/2's compatibility response has no `destroyed` and its socket is the session's: ask its Http2Stream.
+  if (isHttp2(res.req)) return (res as { stream?: { destroyed?: unknown } }).stream?.destroyed === true;
+  return res.socket?.destroyed === true;
+}

@@ -18,6 +18,7 @@ import {
   asResponse,
   isBodyless,
   isHttp2,
+  isResponseGone,
   type RequestLike,
   type ResponseLike,
 } from './response';
@@ -153,7 +154,7 @@ class Responder {
     } catch (error) {
       return this.#fail(error);
     }
-    if (isGone(this.#res)) {
+    if (isResponseGone(this.#res)) {
       this.#writer.detach();
       if (plan.kind === 'stream') plan.dispose();
       return 'aborted';
@@ -248,11 +249,4 @@ function applyResponseHead(res: ResponseLike, head: NonNullable<StreamPlan['resp
   if (head.statusText && !isHttp2(res.req))
     (res as unknown as ServerResponse).statusMessage = head.statusText;
   for (const [name, value] of head.headers) res.setHeader(name, value);
-}
-
-/** The client left before `res.stream()` was even called. */
-function isGone(res: ResponseLike): boolean {
-  if ((res as { destroyed?: boolean }).destroyed === true || res.socket?.destroyed === true) return true;
-  // HTTP/2's compatibility response has no `destroyed` and its socket is the session's: ask its Http2Stream.
-  return isHttp2(res.req) && (res as { stream?: { destroyed?: unknown } }).stream?.destroyed === true;
 }

@@ -181,7 +181,13 @@ export function rawRequest(
     const parts: Buffer[] = [];
     socket.on('data', (data) => parts.push(data));
     socket.on('error', reject);
-    socket.on('close', () => resolve(parseRaw(Buffer.concat(parts))));
+    socket.on('close', () => {
+      try {
+        resolve(parseRaw(Buffer.concat(parts)));
+      } catch (error) {
+        reject(error);
+      }
+    });
     const lines = [`${method} ${path} HTTP/${version}`, 'Host: 127.0.0.1', 'Connection: close'];
     for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
     if (options.body !== undefined) lines.push(`Content-Length: ${Buffer.byteLength(options.body)}`);
