@@ -11,6 +11,7 @@ import {
   type SseOptions,
   type SseResponse,
   type SseStream,
+  SseSubscription,
   sseChannel,
 } from '../lib';
 import { closeAll, eventually, frameworks, type Handler, listen, nodeHttpFramework } from './helpers/servers';
@@ -214,6 +215,39 @@ describe('sseChannel(options)', () => {
       const client = raw(app.port, '/');
       await client.waitEnded();
       expect(client.body).toBe('event: greeting\ndata: hello\ndata: world\n\n');
+    });
+
+    it('hands a hub subscription the stream and its context', async () => {
+      const subscription = {
+        [SseSubscription](stream: SseStream, ctx: SseContext) {
+          void stream.send({ id: '7', data: `resume after ${ctx.lastEventId}` }).then(() => stream.close());
+        },
+      };
+      const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse(subscription) });
+      const client = raw(app.port, '/', { 'Last-Event-ID': '6' });
+      await client.waitEnded();
+      expect(client.body).toBe('id: 7\ndata: resume after 6\n\n');
+    });
+
+    it('refuses to start once the response head was sent', async () => {
+      let error: unknown;
+      const app = await serve(
+        {},
+        {
+          '/': (_req, res) => {
+            res.write('already streaming');
+            try {
+              res.sse();
+            } catch (e) {
+              error = e;
+            }
+            res.end();
+          },
+        },
+      );
+      await raw(app.port, '/').waitEnded();
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error as Error).message).toMatch(/head was already sent/);
     });
 
     it('rejects a source of the wrong kind with a TypeError naming it', async () => {

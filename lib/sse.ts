@@ -218,6 +218,11 @@ function openStream<D>(
   settings: Settings,
   source: SseSource<D> | undefined,
 ): SseStream<D> {
+  if (res.headersSent) {
+    throw new TypeError(
+      'res.sse: the response head was already sent; call res.sse() before writing anything',
+    );
+  }
   const attach = sourceAttacher(source);
   const stream = new SseConnection<D>(res, streams, settings);
   if (settings.maxStreams !== null && streams.size >= settings.maxStreams) {
