@@ -280,11 +280,7 @@ function asyncIterablePlan(iterable: AsyncIterable<unknown>): StreamPlan {
     return {
       itemName: 'an iterable item',
       next: () => iterator.next(),
-      release: () => {
-        // A channel is closed directly: return() would queue behind a pending take.
-        closeIfClosable(iterable);
-        settleQuietly(iterator.return?.());
-      },
+      release: () => releaseIterable(iterable, iterator),
     };
   };
   return {
@@ -301,30 +297,28 @@ function iterablePlan(iterable: Iterable<unknown>): StreamPlan {
     return {
       itemName: 'an iterable item',
       next: () => iterator.next(),
-      release: () => {
-        try {
-          iterator.return?.();
-        } catch {
-          // The producer's own clean-up failed; the response is already being torn down.
-        }
-      },
+      release: () => releaseIterable(undefined, iterator),
     };
   };
   return { kind: 'stream', type: BINARY_TYPE, open, dispose: () => open().release() };
 }
 
-function closeIfClosable(value: unknown): void {
-  if (hasMethod(value, 'close')) {
+/**
+ * Lets go of an iterable source: a channel (anything with `close()`) is closed directly, because
+ * `return()` would queue behind a pending take; then the iterator is `return()`ed. Never throws.
+ */
+export function releaseIterable(source: unknown, iterator?: { return?(): unknown }): void {
+  for (const release of [
+    () => (hasMethod(source, 'close') ? (source as { close(): unknown }).close() : undefined),
+    () => iterator?.return?.(),
+  ]) {
     try {
-      settleQuietly((value as { close(): unknown }).close());
+      const result = release();
+      if (isPromiseLike(result)) result.then(ignore, ignore);
     } catch {
-      // A failing close() must not stop the rest of the clean-up.
+      // The producer's own clean-up failed; the response is already being torn down.
     }
   }
-}
-
-function settleQuietly(value: unknown): void {
-  if (isPromiseLike(value)) value.then(ignore, ignore);
 }
 
 function hasMethod<K extends PropertyKey>(

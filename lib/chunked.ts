@@ -301,12 +301,7 @@ class ChunkedStream {
   /** Headers not out yet (HTTP/1): announce the declared names, or decide that there will be none. */
   #announceTrailers(): void {
     const res = this.res;
-    const ruledOut = trailersRuledOut(res);
-    if (ruledOut !== undefined) {
-      if (this.#names !== undefined) debug('trailers %s dropped: %s', [...this.#names].join(', '), ruledOut);
-      this.#drop();
-      return;
-    }
+    if (this.#dropIfRuledOut()) return;
     if (res.hasHeader('content-length')) {
       if (this.#values !== undefined) throw contentLengthError(Object.keys(this.#values).join(', '));
       this.#phase = 'length';
@@ -327,12 +322,7 @@ class ChunkedStream {
   /** The app committed the head itself: only what its `Trailer` header announced can follow. */
   #settleTrailersAfterHeaders(): void {
     const res = this.res;
-    const ruledOut = trailersRuledOut(res);
-    if (ruledOut !== undefined) {
-      if (this.#names !== undefined) debug('trailers %s dropped: %s', [...this.#names].join(', '), ruledOut);
-      this.#drop();
-      return;
-    }
+    if (this.#dropIfRuledOut()) return;
     if ((res as { chunkedEncoding?: boolean }).chunkedEncoding !== true) {
       if (!res.hasHeader('content-length')) {
         debug('trailers dropped: the response is not chunked');
@@ -355,6 +345,15 @@ class ChunkedStream {
       }
     }
     res.addTrailers!(values);
+  }
+
+  /** Drops trailers quietly where the request or the status rules them out; true if it did. */
+  #dropIfRuledOut(): boolean {
+    const ruledOut = trailersRuledOut(this.res);
+    if (ruledOut === undefined) return false;
+    if (this.#names !== undefined) debug('trailers %s dropped: %s', [...this.#names].join(', '), ruledOut);
+    this.#drop();
+    return true;
   }
 
   #drop(): void {

@@ -1,5 +1,5 @@
-import { BodyContentType } from './bodies';
-import { describeValue, ignore, isPromiseLike } from './internal/util';
+import { BodyContentType, releaseIterable } from './bodies';
+import { describeValue } from './internal/util';
 
 type Items<T> = AsyncIterable<T> | Iterable<T>;
 
@@ -23,10 +23,7 @@ class SerialisedItems<T> implements AsyncIterable<string> {
   }
 
   close(): void {
-    const close = (this.#items as { close?: unknown }).close;
-    if (typeof close !== 'function') return;
-    const result: unknown = close.call(this.#items);
-    if (isPromiseLike(result)) result.then(ignore, ignore);
+    releaseIterable(this.#items);
   }
 }
 

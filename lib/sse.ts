@@ -1,3 +1,4 @@
+import { releaseIterable } from './bodies';
 import { Channel } from './channel';
 import { createDebug } from './internal/debug';
 import { describeValue, ignore, isPlainObject, isPromiseLike } from './internal/util';
@@ -247,7 +248,10 @@ function sourceAttacher<D>(source: SseSource<D> | undefined): {
   }
   if (typeof (source as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function') {
     const iterable = source as AsyncIterable<SseEventInput<D>>;
-    return { start: (stream) => stream.consume(iterable), dispose: () => closeSource(iterable, undefined) };
+    return {
+      start: (stream) => stream.consume(iterable),
+      dispose: () => releaseIterable(iterable, undefined),
+    };
   }
   if (typeof source === 'function') {
     const ready = source as SseReadyFunction<D>;
@@ -391,11 +395,11 @@ class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
   /** Writes every event of the source, paced by the client; the source's end ends the stream. */
   async consume(source: AsyncIterable<SseEventInput<D>>): Promise<void> {
     if (this.#closed) {
-      closeSource(source, undefined);
+      releaseIterable(source, undefined);
       return;
     }
     const iterator = source[Symbol.asyncIterator]();
-    this.#releaseSource ??= () => closeSource(source, iterator);
+    this.#releaseSource ??= () => releaseIterable(source, iterator);
     try {
       for (;;) {
         const step = await this.#writer.untilGone(iterator.next());
@@ -502,17 +506,6 @@ function needsDrain(res: ResponseLike): boolean {
 /** Spreads reconnects: each connection gets ×0.67–1.67 of the base. */
 function jitter(ms: number): number {
   return Math.round(ms * (2 / 3 + Math.random()));
-}
-
-function closeSource(source: unknown, iterator: AsyncIterator<unknown> | undefined): void {
-  try {
-    const close = (source as { close?: unknown }).close;
-    if (typeof close === 'function') close.call(source);
-    const returned: unknown = iterator?.return?.();
-    if (isPromiseLike(returned)) returned.then(ignore, ignore);
-  } catch (error) {
-    debug('closing the source failed: %s', error);
-  }
 }
 
 function withCallOptions(settings: Settings, options: SseStreamOptions | undefined): Settings {
