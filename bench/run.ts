@@ -185,7 +185,9 @@ async function memorySection(): Promise<void> {
     const hostResult = hostId ? results.get(hostId) : undefined;
     const over = result.ok && hostResult?.ok ? result.heapPerStream! - hostResult.heapPerStream! : undefined;
     let status = result.ok ? 'ok' : `FAILED: ${result.reason}`;
-    if (result.ok && variant.id.startsWith('es-') && over !== undefined) {
+    // DESIGN §8's target is per stream on top of what Express itself holds; the node:http row also
+    // counts the header map setHeader keeps (the raw loop passes its headers to writeHead).
+    if (result.ok && hostId === 'raw-express' && variant.id.startsWith('es-') && over !== undefined) {
       status = over < 1024 ? 'ok, under the 1 KB target' : 'ok, OVER the 1 KB target';
     }
     memoryRows.push([
@@ -270,7 +272,7 @@ function printReport(partial?: string): void {
     out.push(table(memoryRows), '');
     out.push(
       'Heap = process.memoryUsage().heapUsed after gc(), before and after opening the streams; "over its host" subtracts',
-      'the same server holding its responses open by itself (node:http or Express alone). Target for ours: < 1 KB over the host.',
+      'the same server holding its responses open by itself (node:http or Express alone). Target for ours: < 1 KB over Express alone.',
       '',
     );
   }
