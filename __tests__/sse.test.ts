@@ -7,6 +7,7 @@ import {
   Channel,
   type SseCloseReason,
   type SseContext,
+  type SseEventInput,
   type SseMiddleware,
   type SseOptions,
   type SseResponse,
@@ -394,73 +395,51 @@ describe('sseChannel(options)', () => {
   });
 
   describe('the framed fast path', () => {
-    /** Counts res.write calls made after res.sse() chose its path. */
-    function countingWrites(res: SseRes): { calls: number } {
-      const counter = { calls: 0 };
-      const write = res.write;
-      res.write = function countedWrite(this: SseRes, ...args: unknown[]) {
-        counter.calls++;
-        return (write as (...a: unknown[]) => boolean).apply(this, args);
-      } as typeof res.write;
-      return counter;
+    /**
+     * A route that sends `events` then closes, counting the res.write calls made after res.sse() chose
+     * its path: none on the fast path, some on the fallback.
+     */
+    function sendsAndCounts(...events: SseEventInput[]) {
+      const writes = { calls: 0 };
+      const route = (_req: http.IncomingMessage, res: SseRes) => {
+        const stream = res.sse();
+        const write = res.write;
+        res.write = function countedWrite(this: SseRes, ...args: unknown[]) {
+          writes.calls++;
+          return (write as (...a: unknown[]) => boolean).apply(this, args);
+        } as typeof res.write;
+        void Promise.all(events.map((event) => stream.send(event))).then(() => stream.close());
+      };
+      return { route, writes };
     }
 
     it('writes each event to the socket as one chunk, byte for byte what res.write would send', async () => {
-      let counter: { calls: number } | undefined;
-      const app = await serve(
-        { retryMs: null },
-        {
-          '/': (_req, res) => {
-            const stream = res.sse();
-            counter = countingWrites(res);
-            void stream.send({ event: 'é', data: 'multi\nline' });
-            void stream.send('second').then(() => stream.close());
-          },
-        },
-      );
+      const { route, writes } = sendsAndCounts({ event: 'é', data: 'multi\nline' }, 'second');
+      const app = await serve({ retryMs: null }, { '/': route });
       const client = raw(app.port, '/');
       await client.waitEnded();
       expect(client.body).toBe('event: é\ndata: multi\ndata: line\n\ndata: second\n\n');
       expect(client.terminated).toBe(true);
-      expect(counter?.calls).toBe(0);
+      expect(writes.calls).toBe(0);
     });
 
     it('falls back to res.write where something patched it (compression)', async () => {
-      let counter: { calls: number } | undefined;
-      const app = await serve(
-        { retryMs: null },
-        {
-          '/': (_req, res) => {
-            const stream = res.sse();
-            counter = countingWrites(res);
-            void stream.send('through res.write').then(() => stream.close());
-          },
-        },
-        [compression() as unknown as Handler],
-      );
+      const { route, writes } = sendsAndCounts('through res.write');
+      const app = await serve({ retryMs: null }, { '/': route }, [compression() as unknown as Handler]);
       const client = raw(app.port, '/');
       await client.waitEnded();
       expect(client.body).toBe('data: through res.write\n\n');
-      expect(counter?.calls).toBeGreaterThan(0);
+      expect(writes.calls).toBeGreaterThan(0);
     });
 
     it('falls back to res.write for an HTTP/1.0 client, which gets a close-delimited body', async () => {
-      let counter: { calls: number } | undefined;
-      const app = await serve(
-        { retryMs: null },
-        {
-          '/': (_req, res) => {
-            const stream = res.sse();
-            counter = countingWrites(res);
-            void stream.send('old client').then(() => stream.close());
-          },
-        },
-      );
+      const { route, writes } = sendsAndCounts('old client');
+      const app = await serve({ retryMs: null }, { '/': route });
       const client = raw(app.port, '/', {}, '1.0');
       await client.waitClosed();
       expect(client.header('transfer-encoding')).toBeUndefined();
       expect(client.body).toBe('data: old client\n\n');
-      expect(counter?.calls).toBeGreaterThan(0);
+      expect(writes.calls).toBeGreaterThan(0);
     });
   });
 

@@ -52,9 +52,9 @@ export type StreamBody =
   | readonly unknown[]
   | JsonObject;
 
-export const TEXT_TYPE = 'text/plain; charset=utf-8';
-export const BINARY_TYPE = 'application/octet-stream';
-export const JSON_TYPE = 'application/json; charset=utf-8';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+const BINARY_TYPE = 'application/octet-stream';
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 /** How one body is to be sent, decided before anything is written. */
 export type BodyPlan =

@@ -201,7 +201,7 @@ class ChunkedStream {
     // The writer wakes a drain wait with false whenever the response is over (HTTP/2 never drains
     // after a cancel, a finished response may never drain either).
     return writer.drained().then((drained) => {
-      if (drained) return !writer.gone && !isResponseGone(this.res);
+      if (drained) return !writer.gone;
       // Woken without a drain, the response is over: a chunk written before a clean end went out with it.
       if (writer.gone) return false;
       return writer.settled().then((outcome) => outcome === 'finished');

@@ -32,7 +32,6 @@ export function failStream(
     return 'errored';
   }
   writer.abandon(error);
-  for (const name of ['content-length', 'content-range']) res.removeHeader(name);
   const routeTo = typeof res.req.next === 'function' ? (res.req.next as Next) : next;
   if (routeTo) routeTo(error);
   else answerWithStatus(res, error);

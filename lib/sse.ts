@@ -273,7 +273,6 @@ class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
   readonly #writer: ResponseWriter;
   readonly #streams: TickScheduler;
   readonly #settings: Settings;
-  #open = false;
   #closed = false;
   #lastWriteTick: number;
   #blockedSinceTick = -1;
@@ -317,7 +316,6 @@ class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
   start(): void {
     const res = this.#writer.res;
     writeHead(res, this.#settings);
-    this.#open = true;
     this.#socket = directSocket(res);
     const { bufferBytes } = this.#settings;
     this.#smallBuffer = bufferBytes !== null && bufferBytes < res.writableHighWaterMark;
@@ -329,7 +327,6 @@ class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
   /** Admission control: 200, a jittered `retry:` and an end — a 5xx or 429 would make EventSource give up for good. */
   turnAway(): void {
     writeHead(this.#writer.res, this.#settings);
-    this.#open = true;
     this.#write(encodeRetry(jitter(this.#settings.retryMs ?? DEFAULT_RETRY_MS)));
     this.#teardown('server');
   }
@@ -423,7 +420,7 @@ class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
   }
 
   #write(text: string): Promise<boolean> {
-    if (!this.#open || this.#closed) return FALSE;
+    if (this.#closed) return FALSE;
     // Below the high-water mark the queue is small: read `writableLength` (slow on Express's
     // re-prototyped res) only while the socket is backed up.
     if ((this.#backedUp || this.#smallBuffer) && this.#overBufferBytes(text)) {

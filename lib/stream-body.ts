@@ -225,8 +225,15 @@ class Responder {
   }
 
   #fail(error: unknown): StreamOutcome {
-    if (!this.#res.headersSent && !this.#hadContentType) this.#res.removeHeader('content-type');
+    if (!this.#res.headersSent) this.#forgetBodyHeaders();
     return failStream(this.#writer, this.#ctx, error, this.#options.onError, this.#next);
+  }
+
+  /** The error handler answers with a body of its own: drop what described ours (the app's type stays). */
+  #forgetBodyHeaders(): void {
+    const res = this.#res;
+    for (const name of ['content-length', 'content-range']) res.removeHeader(name);
+    if (!this.#hadContentType) res.removeHeader('content-type');
   }
 
   #setDefaultType(type: string | undefined): void {

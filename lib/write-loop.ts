@@ -1,7 +1,7 @@
 import { types } from 'node:util';
 import { createDebug } from './internal/debug';
 import { describeValue, ignore, isPromiseLike } from './internal/util';
-import { isHttp2, type ResponseLike } from './response';
+import { isHttp2, isResponseGone, type ResponseLike } from './response';
 
 const debug = createDebug('write');
 
@@ -63,10 +63,6 @@ export class ResponseWriter {
   /** True once the client is gone or the response was torn down: nothing more can be written. */
   get gone(): boolean {
     return this.#gone;
-  }
-
-  get ended(): boolean {
-    return this.#state !== 'open';
   }
 
   /** Writes one chunk now, flushing compression; `false` means wait for {@link drained}. */
@@ -159,7 +155,8 @@ export class ResponseWriter {
   readonly #handleDrain = (): void => {
     const drain = this.#drain;
     this.#drain = undefined;
-    drain?.resolve(true);
+    // Node may emit 'drain' for a socket it is destroying: that is no room to write.
+    drain?.resolve(!isResponseGone(this.res));
   };
 
   readonly #handleFinish = (): void => {
