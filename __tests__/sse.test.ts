@@ -797,6 +797,29 @@ describe('sseChannel(options)', () => {
       expect(() => sseChannel(options as SseOptions)).toThrow(message);
     });
 
+    it('names res.sse and closeAll in the TypeErrors of their own options', async () => {
+      let error: unknown;
+      const app = await serve(
+        {},
+        {
+          '/': (_req, res) => {
+            try {
+              res.sse(undefined, { retryMs: -1 });
+            } catch (e) {
+              error = e;
+            }
+            res.end();
+          },
+        },
+      );
+      raw(app.port, '/');
+      await eventually(() => error !== undefined, 'the TypeError');
+      expect((error as Error).message).toMatch(/^res\.sse: expected `retryMs`/);
+      expect(() => app.middleware.closeAll({ retryMs: 1.5 })).toThrow(
+        /^sseChannel\.closeAll: expected `retryMs`/,
+      );
+    });
+
     it('warns once when another library already put an sse on res', async () => {
       const emitWarning = jest.spyOn(process, 'emitWarning').mockImplementation(() => {});
       const other: Handler = (_req, res, next) => {

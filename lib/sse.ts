@@ -188,7 +188,13 @@ export function sseChannel(options: SseOptions = {}): SseMiddleware {
     size: { get: () => streams.size },
     closeAll: {
       value: (shutdown: { retryMs?: number } = {}) => {
-        const retryMs = checkCount(shutdown.retryMs, 'retryMs', settings.retryMs ?? DEFAULT_RETRY_MS, 0);
+        const retryMs = checkCount(
+          shutdown.retryMs,
+          'retryMs',
+          settings.retryMs ?? DEFAULT_RETRY_MS,
+          0,
+          'sseChannel.closeAll',
+        );
         const ended = [...streams.members()].map((stream) =>
           (stream as SseConnection<unknown>).shutdown(retryMs),
         );
@@ -612,7 +618,8 @@ function checkStreamOptions(
     });
   }
   return {
-    retryMs: options.retryMs === undefined ? undefined : checkCount(options.retryMs, 'retryMs', null, 0),
+    retryMs:
+      options.retryMs === undefined ? undefined : checkCount(options.retryMs, 'retryMs', null, 0, owner),
     serialize,
     headers: headerList,
     onClose,
@@ -635,12 +642,13 @@ function checkCount<F extends number | null>(
   name: string,
   fallback: F,
   min: number,
+  owner = 'sseChannel',
 ): number | F {
   if (value === undefined) return fallback;
   if (value === null) return null as F;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
     throw new TypeError(
-      `sseChannel: expected \`${name}\` to be an integer of at least ${min} or null, got ${describeValue(value)}`,
+      `${owner}: expected \`${name}\` to be an integer of at least ${min} or null, got ${describeValue(value)}`,
     );
   }
   return value;
