@@ -19,6 +19,7 @@ const config: Config = {
       },
     ],
   },
+  globalSetup: '<rootDir>/__tests__/helpers/global-setup.ts',
   setupFilesAfterEnv: ['<rootDir>/__tests__/helpers/setup.ts'],
   testTimeout: 20000,
   detectOpenHandles: true,

@@ -2,18 +2,16 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import compression from 'compression';
 import connect from 'connect';
-import { type ChunkedOptions, type ChunkedResponse, chunked } from '../lib/chunked';
+import { type ChunkedOptions, type ChunkedResponse, chunked } from '../lib';
+import { http2Client, listenHttp2 } from './helpers/http2';
 import {
   abortAfter,
   closeAll,
-  deferred,
-  eventually,
   express4Framework,
   express5Framework,
   frameworks,
@@ -23,6 +21,7 @@ import {
   type RawResponse,
   rawRequest,
 } from './helpers/servers';
+import { deferred, sleep, until, untilStable } from './helpers/wait';
 
 const FILES = path.join(__dirname, 'fixtures', 'files');
 
@@ -49,7 +48,6 @@ afterEach(async () => {
 });
 
 const mw = (options?: ChunkedOptions) => chunked(options) as unknown as Handler;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 const EVENTS = ['close', 'finish', 'error', 'drain'] as const;
 const listenerCounts = (res: http.ServerResponse | http2.Http2ServerResponse) =>
@@ -173,9 +171,9 @@ describe('chunked(options)', () => {
           }),
         });
         const client = openRaw(app.port, '/');
-        await eventually(() => client.text() === 'chunk-0;', 'chunk-0 on the wire');
+        await until(() => client.text() === 'chunk-0;', 'chunk-0 on the wire');
         steps[0]!.resolve();
-        await eventually(() => client.text() === 'chunk-0;chunk-1;', 'chunk-1 on the wire');
+        await until(() => client.text() === 'chunk-0;chunk-1;', 'chunk-1 on the wire');
         steps[1]!.resolve();
         const raw = await client.done;
         expect(raw.body.toString()).toBe('chunk-0;chunk-1;chunk-2;');
@@ -211,7 +209,7 @@ describe('chunked(options)', () => {
         });
         const raw = await rawRequest(app.port, '/');
         expect(raw.body.equals(Buffer.concat(blocks))).toBe(true);
-        await eventually(() => results.length === blocks.length, 'every waiting res.chunk() to resolve');
+        await until(() => results.length === blocks.length, 'every waiting res.chunk() to resolve');
         expect(results).toEqual(blocks.map(() => true));
       });
 
@@ -225,7 +223,7 @@ describe('chunked(options)', () => {
           }),
         });
         const client = openRaw(app.port, '/');
-        await eventually(() => client.current() !== undefined, 'the head on the wire');
+        await until(() => client.current() !== undefined, 'the head on the wire');
         expect(client.current()?.headers['x-accel-buffering']).toBe('no');
         step.resolve();
         const raw = await client.done;
@@ -246,7 +244,7 @@ describe('chunked(options)', () => {
           }),
         });
         await abortAfter(app.port, '/', (bytes) => bytes.includes('tick'));
-        await eventually(() => result === false, 'res.chunk() to resolve false');
+        await until(() => result === false, 'res.chunk() to resolve false');
         expect(after).toEqual(before);
       });
 
@@ -271,13 +269,12 @@ describe('chunked(options)', () => {
           }),
         });
         const client = openRaw(app.port, '/', { paused: true });
-        await untilStable(
-          () => progress.accepted,
-          () => progress.waiting,
-          'the producer to wait for drain',
-        );
+        await untilStable(() => progress.accepted, 'the producer to wait for drain', {
+          ready: () => progress.waiting,
+          quietMs: 200,
+        });
         client.socket.destroy();
-        await eventually(() => progress.result === false, 'the waiting res.chunk() to resolve false');
+        await until(() => progress.result === false, 'the waiting res.chunk() to resolve false');
       });
 
       it('resolves false after res.end()', async () => {
@@ -290,7 +287,7 @@ describe('chunked(options)', () => {
           }),
         });
         const raw = await rawRequest(app.port, '/');
-        await eventually(() => after !== undefined, 'the late res.chunk() to resolve');
+        await until(() => after !== undefined, 'the late res.chunk() to resolve');
         expect(after).toBe(false);
         expect(raw.body.toString()).toBe('only');
         expect(raw.terminated).toBe(true);
@@ -309,7 +306,7 @@ describe('chunked(options)', () => {
           }),
         });
         await rawRequest(app.port, '/');
-        await eventually(() => after.length > 0, 'the response to finish');
+        await until(() => after.length > 0, 'the response to finish');
         expect(after).toEqual(before);
       });
     });
@@ -524,11 +521,10 @@ describe('chunked(options)', () => {
           }),
         });
         const client = countingClient(app.port, '/');
-        await untilStable(
-          () => progress.accepted,
-          () => progress.waiting,
-          'the producer to wait for drain',
-        );
+        await untilStable(() => progress.accepted, 'the producer to wait for drain', {
+          ready: () => progress.waiting,
+          quietMs: 200,
+        });
         // socket buffers on both ends hold a few MiB; without backpressure all 64 MiB would be accepted
         expect(progress.accepted).toBeLessThan(16 * 1024 * 1024);
         client.socket.resume();
@@ -599,7 +595,7 @@ describe('chunked(options)', () => {
             text += data.toString();
           });
           for (let i = 0; i < 3; i++) {
-            await eventually(() => text.endsWith(`chunk-${i};`), `chunk-${i} out of gzip`);
+            await until(() => text.endsWith(`chunk-${i};`), `chunk-${i} out of gzip`);
             steps[i]!.resolve();
           }
           await once(gunzip, 'end');
@@ -623,7 +619,7 @@ describe('chunked(options)', () => {
           [compression({ threshold: 0 }) as unknown as Handler],
         );
         const client = openRaw(app.port, '/', { headers: { 'Accept-Encoding': 'gzip' } });
-        await eventually(() => client.text() === 'first;', 'the first chunk, uncompressed');
+        await until(() => client.text() === 'first;', 'the first chunk, uncompressed');
         step.resolve();
         const raw = await client.done;
         expect(raw.headers['content-encoding']).toBeUndefined();
@@ -689,7 +685,7 @@ describe('chunked(options)', () => {
           { coalesce: { maxDelayMs: 5, maxBytes: 1024 } },
         );
         const client = openRaw(app.port, '/');
-        await eventually(() => client.text() === 'token', 'the window written after its delay');
+        await until(() => client.text() === 'token', 'the window written after its delay');
         step.resolve();
         expect(wireChunks((await client.done).raw)).toEqual(['token', 's']);
       });
@@ -709,7 +705,7 @@ describe('chunked(options)', () => {
           { coalesce: { maxDelayMs: 60_000, maxBytes: 4 } },
         );
         const client = openRaw(app.port, '/');
-        await eventually(() => client.text() === 'abcd', 'the full window written at once');
+        await until(() => client.text() === 'abcd', 'the full window written at once');
         step.resolve();
         expect(wireChunks((await client.done).raw)).toEqual(['abcd', 'e']);
       });
@@ -809,21 +805,10 @@ describe('chunked(options)', () => {
     // Node has it, @types/node 20 does not declare it
     type OwnSetTrailer = { setTrailer(name: string, value: string): void };
     type Http2Res = http2.Http2ServerResponse & Pick<ChunkedResponse, 'chunk'> & OwnSetTrailer;
-    let server: http2.Http2Server | undefined;
-    const sessions = new Set<http2.ServerHttp2Session | http2.ClientHttp2Session>();
-
-    afterEach(async () => {
-      for (const session of sessions) session.destroy();
-      sessions.clear();
-      const closing = server;
-      server = undefined;
-      if (closing) await new Promise((resolve) => closing.close(resolve));
-    });
-
     async function serveHttp2(
       handler: (req: http2.Http2ServerRequest, res: Http2Res) => unknown,
       options?: ChunkedOptions,
-    ): Promise<string> {
+    ): Promise<number> {
       const app = connect();
       app.use(chunked(options) as unknown as connect.NextHandleFunction);
       app.use(((req: http2.Http2ServerRequest, res: Http2Res) => {
@@ -834,18 +819,11 @@ describe('chunked(options)', () => {
             res.destroy();
           });
       }) as unknown as connect.NextHandleFunction);
-      const created = http2.createServer(app as unknown as Parameters<typeof http2.createServer>[0]);
-      server = created;
-      created.on('session', (session) => sessions.add(session));
-      await new Promise<void>((resolve) => created.listen(0, '127.0.0.1', resolve));
-      return `http://127.0.0.1:${(created.address() as AddressInfo).port}`;
+      return (await listenHttp2(app)).port;
     }
 
-    function request2(url: string) {
-      const client = http2.connect(url);
-      sessions.add(client);
-      client.on('error', () => {});
-      const stream = client.request({ ':path': '/' });
+    function request2(port: number) {
+      const stream = http2Client(port).request({ ':path': '/' });
       stream.on('error', () => {});
       stream.setEncoding('utf8');
       const got = {
@@ -868,7 +846,7 @@ describe('chunked(options)', () => {
 
     it('delivers each chunk before the next one is written, with no connection-specific headers', async () => {
       const steps = [deferred(), deferred()];
-      const url = await serveHttp2(async (_req, res) => {
+      const port = await serveHttp2(async (_req, res) => {
         await res.chunk('h2-0;');
         await steps[0]!.promise;
         await res.chunk('h2-1;');
@@ -876,10 +854,10 @@ describe('chunked(options)', () => {
         await res.chunk('h2-2;');
         res.end();
       });
-      const { got, closed } = request2(url);
-      await eventually(() => got.text === 'h2-0;', 'h2-0 through HTTP/2');
+      const { got, closed } = request2(port);
+      await until(() => got.text === 'h2-0;', 'h2-0 through HTTP/2');
       steps[0]!.resolve();
-      await eventually(() => got.text === 'h2-0;h2-1;', 'h2-1 through HTTP/2');
+      await until(() => got.text === 'h2-0;h2-1;', 'h2-1 through HTTP/2');
       steps[1]!.resolve();
       await closed;
       expect(got.text).toBe('h2-0;h2-1;h2-2;');
@@ -892,7 +870,7 @@ describe('chunked(options)', () => {
 
     it("leaves Node's own res.setTrailer, whose trailers arrive", async () => {
       let own: boolean | undefined;
-      const url = await serveHttp2(
+      const port = await serveHttp2(
         async (_req, res) => {
           own =
             res.setTrailer === (http2.Http2ServerResponse.prototype as unknown as OwnSetTrailer).setTrailer;
@@ -902,7 +880,7 @@ describe('chunked(options)', () => {
         },
         { trailers: ['x-checksum'] },
       );
-      const { got, closed } = request2(url);
+      const { got, closed } = request2(port);
       await closed;
       expect(own).toBe(true);
       expect(got.text).toBe('body');
@@ -914,16 +892,16 @@ describe('chunked(options)', () => {
       let after: number[] = [];
       let result: boolean | undefined;
       const block = Buffer.alloc(16 * 1024, 104);
-      const url = await serveHttp2(async (_req, res) => {
+      const port = await serveHttp2(async (_req, res) => {
         before = listenerCounts(res);
         while (await res.chunk(block)) await sleep(1);
         result = false;
         after = listenerCounts(res);
       });
-      const { stream, got } = request2(url);
-      await eventually(() => got.text.length > 0, 'the first chunk through HTTP/2');
+      const { stream, got } = request2(port);
+      await until(() => got.text.length > 0, 'the first chunk through HTTP/2');
       stream.close(http2.constants.NGHTTP2_CANCEL);
-      await eventually(() => result === false, 'res.chunk() to resolve false');
+      await until(() => result === false, 'res.chunk() to resolve false');
       expect(after).toEqual(before);
     });
   });
@@ -1045,20 +1023,6 @@ function countingClient(port: number, path: string) {
   const done = once(socket, 'close').then(() => ({ bodyBytes, tail }));
   socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
   return { socket, done };
-}
-
-/** Waits until `value()` stops changing while `blocked()` holds: the producer is held back. */
-async function untilStable(value: () => number, blocked: () => boolean, what: string): Promise<void> {
-  const deadline = Date.now() + 5000;
-  let last = -1;
-  let unchanged = 0;
-  while (unchanged < 10) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await sleep(20);
-    const now = value();
-    unchanged = now === last && blocked() ? unchanged + 1 : 0;
-    last = now;
-  }
 }
 
 /** The payloads of a chunked body as framed on the wire (the final empty chunk left out). */

@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -59,13 +59,6 @@ const EXPORTS = {
 };
 
 describe('ESM and CommonJS builds', () => {
-  beforeAll(() => {
-    // `npm test` builds first; a bare `npx jest` on a fresh checkout builds here.
-    if (!BUILD_FILES.every((name) => fs.existsSync(path.join(DIST, name)))) {
-      execFileSync('npx', ['tsup'], { cwd: ROOT, stdio: 'ignore', timeout: 60_000 });
-    }
-  }, 90_000);
-
   it('exist in dist/: an ESM and a CommonJS entry, each with its types', () => {
     for (const name of BUILD_FILES) expect(fs.statSync(path.join(DIST, name)).size).toBeGreaterThan(0);
     expect(fs.readFileSync(path.join(DIST, 'index.cjs'), 'utf8')).toMatch(/module\.exports|exports\./);

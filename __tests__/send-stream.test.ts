@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import net from 'node:net';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -18,7 +17,9 @@ import {
   sendStream,
   streamBody,
 } from '../lib';
-import { closeAll, deferred, eventually, httpGet, listen, rawRequest } from './helpers/servers';
+import { http2Client, http2Request, listenHttp2 } from './helpers/http2';
+import { closeAll, httpGet, listen, rawRequest } from './helpers/servers';
+import { deferred, sleep, until, untilStable } from './helpers/wait';
 
 const FILES = path.join(__dirname, 'fixtures', 'files');
 const BIG_PATH = path.join(FILES, 'big.txt');
@@ -41,8 +42,6 @@ afterEach(closeAll);
 
 /** Node's own process: jest hands tests a copy, on which Node never emits 'warning'. */
 const nodeProcess = vm.runInThisContext('process') as NodeJS.Process;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** What sendStream resolved with, and what onError heard (with whether headers were sent then). */
 function recorder() {
@@ -103,7 +102,7 @@ describe('sendStream(res, body, options?)', () => {
       expect(raw.chunked).toBe(true);
       expect(raw.terminated).toBe(true);
       expect(raw.body.toString()).toBe('one two');
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['finished']);
     });
 
@@ -118,7 +117,7 @@ describe('sendStream(res, body, options?)', () => {
       expect(raw.headers['content-type']).toBe('text/plain; charset=utf-8');
       expect(raw.headers['content-length']).toBe('4');
       expect(raw.body.toString()).toBe('Gone');
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['errored']);
       expect(heard).toEqual([{ error, headersSent: false }]);
     });
@@ -174,7 +173,7 @@ describe('sendStream(res, body, options?)', () => {
       expect(raw.terminated).toBe(false);
       expect(raw.raw.includes('0\r\n\r\n')).toBe(false);
       expect(raw.raw.includes('producer failed')).toBe(false);
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['errored']);
       expect(heard).toHaveLength(1);
       expect(heard[0]?.error).toHaveProperty('message', 'producer failed');
@@ -204,7 +203,7 @@ describe('sendStream(res, body, options?)', () => {
       }
       expect(started).toBe(false);
       expect(readable.destroyed).toBe(true);
-      await eventually(() => outcomes.length === 2, 'outcomes');
+      await until(() => outcomes.length === 2, 'outcomes');
       expect(outcomes).toEqual(['finished', 'finished']);
     });
 
@@ -216,7 +215,7 @@ describe('sendStream(res, body, options?)', () => {
       const raw = await rawRequest(app.port, '/');
       expect(raw.statusLine).toMatch(/ 500 /);
       expect(raw.body.toString()).toBe('Internal Server Error');
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['errored']);
       expect(heard[0]?.error).toBeInstanceOf(TypeError);
       expect(heard[0]?.error).toMatchObject({ message: expect.stringMatching(/number \(42\)/) });
@@ -235,7 +234,7 @@ describe('sendStream(res, body, options?)', () => {
       socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
       await sleep(20);
       socket.destroy();
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['aborted']);
       expect(readable.destroyed).toBe(true);
     });
@@ -258,7 +257,7 @@ describe('sendStream(res, body, options?)', () => {
             if (got.endsWith('\r\n\r\ntobi')) socket.destroy();
           });
           socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-          await eventually(() => outcomes.length === i && socket.destroyed, `outcome ${i} and client gone`);
+          await until(() => outcomes.length === i && socket.destroyed, `outcome ${i} and client gone`);
           heads.push(got);
         }
       } finally {
@@ -328,9 +327,8 @@ describe('sendStream(res, body, options?)', () => {
       warnings = [];
       nodeProcess.on('warning', onWarning);
     });
-    afterEach(async () => {
+    afterEach(() => {
       nodeProcess.off('warning', onWarning);
-      await closeH2();
     });
 
     it('leaves res.stream alone: it is still Node’s Http2Stream getter', async () => {
@@ -341,8 +339,8 @@ describe('sendStream(res, body, options?)', () => {
         seen.resolve((res as unknown as { stream: unknown }).stream);
         res.end('ok');
       });
-      const server = await listenH2(app);
-      const got = await h2Request(server.port, '/');
+      const server = await listenHttp2(app);
+      const got = await http2Request(server.port, '/');
       expect(got.status).toBe(200);
       expect(got.body.toString()).toBe('ok');
       const stream = await seen.promise;
@@ -367,8 +365,8 @@ describe('sendStream(res, body, options?)', () => {
       ['a file(...) body', () => file('big.txt', { root: FILES }), BIG, 'text/plain; charset=utf-8'],
     ])('streams %s: status 200 and the exact bytes', async (_name, make, expected, type) => {
       const outcomes: StreamOutcome[] = [];
-      const server = await listenH2(sendStreamApp(() => make() as StreamBody, outcomes));
-      const got = await h2Request(server.port, '/');
+      const server = await listenHttp2(sendStreamApp(() => make() as StreamBody, outcomes));
+      const got = await http2Request(server.port, '/');
       expect(got.status).toBe(200);
       expect(got.ended).toBe(true);
       expect(got.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
@@ -376,17 +374,17 @@ describe('sendStream(res, body, options?)', () => {
       if (type) expect(got.headers['content-type']).toBe(type);
       expect(got.headers.connection).toBeUndefined();
       expect(got.headers['transfer-encoding']).toBeUndefined();
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['finished']);
       expect(warnings).toEqual([]);
     });
 
     it('serves a file body’s Range and HEAD as send does', async () => {
-      const server = await listenH2(sendStreamApp(() => file('name.txt', { root: FILES })));
-      const range = await h2Request(server.port, '/', { range: 'bytes=1-2' });
+      const server = await listenHttp2(sendStreamApp(() => file('name.txt', { root: FILES })));
+      const range = await http2Request(server.port, '/', { range: 'bytes=1-2' });
       expect(range.status).toBe(206);
       expect(range.body.toString()).toBe('ob');
-      const head = await h2Request(server.port, '/', { ':method': 'HEAD' });
+      const head = await http2Request(server.port, '/', { ':method': 'HEAD' });
       expect(head.status).toBe(200);
       expect(head.headers['content-length']).toBe('4');
       expect(head.body.length).toBe(0);
@@ -394,14 +392,14 @@ describe('sendStream(res, body, options?)', () => {
 
     it('answers an error before the first byte with a real status', async () => {
       const { outcomes, heard, onError } = recorder();
-      const server = await listenH2(
+      const server = await listenHttp2(
         sendStreamApp(() => failingBeforeFirstByte(httpError('x', { status: 410 })), outcomes, { onError }),
       );
-      const got = await h2Request(server.port, '/');
+      const got = await http2Request(server.port, '/');
       expect(got.status).toBe(410);
       expect(got.body.toString()).toBe('Gone');
       expect(got.ended).toBe(true);
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['errored']);
       expect(heard).toHaveLength(1);
       expect(warnings).toEqual([]);
@@ -409,7 +407,7 @@ describe('sendStream(res, body, options?)', () => {
 
     it('resets the stream with an error code when the body fails after the first chunk', async () => {
       const { outcomes, heard, onError } = recorder();
-      const server = await listenH2(
+      const server = await listenHttp2(
         sendStreamApp(
           () =>
             (async function* () {
@@ -421,14 +419,14 @@ describe('sendStream(res, body, options?)', () => {
           { onError },
         ),
       );
-      const got = await h2Request(server.port, '/');
+      const got = await http2Request(server.port, '/');
       expect(got.status).toBe(200);
       expect(got.ended).toBe(false);
       expect(got.error).toBeDefined();
       expect(got.rstCode).not.toBe(http2.constants.NGHTTP2_NO_ERROR);
       expect(got.rstCode).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
       expect(got.body.toString()).not.toMatch(/producer failed/);
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['errored']);
       expect(heard[0]?.headersSent).toBe(true);
     });
@@ -436,7 +434,7 @@ describe('sendStream(res, body, options?)', () => {
     it('resolves "aborted" and runs the generator’s finally when the client cancels', async () => {
       const outcomes: StreamOutcome[] = [];
       let cleanedUp = false;
-      const server = await listenH2(
+      const server = await listenHttp2(
         sendStreamApp(
           () =>
             (async function* () {
@@ -452,9 +450,9 @@ describe('sendStream(res, body, options?)', () => {
           outcomes,
         ),
       );
-      const got = await h2Request(server.port, '/', {}, { cancelWhen: (soFar) => soFar.includes('tick') });
+      const got = await http2Request(server.port, '/', {}, { cancelWhen: (soFar) => soFar.includes('tick') });
       expect(got.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
-      await eventually(() => cleanedUp && outcomes.length === 1, 'generator finally and outcome');
+      await until(() => cleanedUp && outcomes.length === 1, 'generator finally and outcome');
       expect(outcomes).toEqual(['aborted']);
     });
 
@@ -462,9 +460,9 @@ describe('sendStream(res, body, options?)', () => {
       const outcomes: StreamOutcome[] = [];
       const readable = new PassThrough();
       readable.write('first');
-      const server = await listenH2(sendStreamApp(() => readable, outcomes));
-      await h2Request(server.port, '/', {}, { cancelWhen: (soFar) => soFar.includes('first') });
-      await eventually(() => readable.destroyed && outcomes.length === 1, 'Readable destroyed and outcome');
+      const server = await listenHttp2(sendStreamApp(() => readable, outcomes));
+      await http2Request(server.port, '/', {}, { cancelWhen: (soFar) => soFar.includes('first') });
+      await until(() => readable.destroyed && outcomes.length === 1, 'Readable destroyed and outcome');
       expect(outcomes).toEqual(['aborted']);
     });
 
@@ -478,13 +476,13 @@ describe('sendStream(res, body, options?)', () => {
           void sendStream(h2res, readable).then((o) => outcomes.push(o));
         });
       });
-      const server = await listenH2(app);
-      const client = h2Client(server.port);
+      const server = await listenHttp2(app);
+      const client = http2Client(server.port);
       const stream = client.request({ ':path': '/' });
       stream.on('error', () => {});
       await sleep(20);
       stream.close(http2.constants.NGHTTP2_CANCEL);
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['aborted']);
       expect(readable.destroyed).toBe(true);
     });
@@ -496,7 +494,7 @@ describe('sendStream(res, body, options?)', () => {
         const outcomes: StreamOutcome[] = [];
         let pulled = 0;
         let cleanedUp = false;
-        const server = await listenH2(
+        const server = await listenHttp2(
           sendStreamApp(
             () =>
               (function* () {
@@ -512,20 +510,17 @@ describe('sendStream(res, body, options?)', () => {
             outcomes,
           ),
         );
-        const client = h2Client(server.port);
+        const client = http2Client(server.port);
         const stream = client.request({ ':path': '/' });
         stream.on('error', () => {});
         await new Promise((resolve) => stream.once('response', resolve));
         // The client reads nothing: flow control and the server's buffers fill, the loop waits for 'drain'.
-        await sleep(200);
-        const blockedAt = pulled;
-        await sleep(100);
-        expect(pulled).toBe(blockedAt);
-        expect(pulled).toBeLessThan(40);
+        const blockedAt = await untilStable(() => pulled, 'the generator held back');
+        expect(blockedAt).toBeLessThan(40);
         expect(cleanedUp).toBe(false);
         expect(outcomes).toEqual([]);
         stream.close(http2.constants.NGHTTP2_CANCEL);
-        await eventually(() => cleanedUp && outcomes.length === 1, 'generator released and outcome');
+        await until(() => cleanedUp && outcomes.length === 1, 'generator released and outcome');
         expect(outcomes).toEqual(['aborted']);
       });
 
@@ -539,33 +534,29 @@ describe('sendStream(res, body, options?)', () => {
             this.push(CHUNK);
           },
         });
-        const server = await listenH2(sendStreamApp(() => readable, outcomes));
-        const client = h2Client(server.port);
+        const server = await listenHttp2(sendStreamApp(() => readable, outcomes));
+        const client = http2Client(server.port);
         const stream = client.request({ ':path': '/' });
         stream.on('error', () => {});
         await new Promise((resolve) => stream.once('response', resolve));
-        await sleep(200);
-        const blockedAt = produced;
-        await sleep(100);
-        expect(produced).toBe(blockedAt);
+        await untilStable(() => produced, 'the Readable held back');
         expect(readable.destroyed).toBe(false);
         stream.close(http2.constants.NGHTTP2_CANCEL);
-        await eventually(() => readable.destroyed && outcomes.length === 1, 'Readable destroyed and outcome');
+        await until(() => readable.destroyed && outcomes.length === 1, 'Readable destroyed and outcome');
         expect(outcomes).toEqual(['aborted']);
       });
 
       it('releases a file body: its descriptor is closed and sendStream resolves "aborted"', async () => {
         const outcomes: StreamOutcome[] = [];
-        const server = await listenH2(sendStreamApp(() => file('big.txt', { root: FILES }), outcomes));
-        const client = h2Client(server.port);
+        const server = await listenHttp2(sendStreamApp(() => file('big.txt', { root: FILES }), outcomes));
+        const client = http2Client(server.port);
         const stream = client.request({ ':path': '/' });
         stream.on('error', () => {});
         await new Promise((resolve) => stream.once('response', resolve));
-        await sleep(200);
         // 404,000 bytes cannot fit in the 64 KiB flow-control window and the buffers: the file is still open.
-        expect(descriptorsOf(BIG_PATH)).toBe(1);
+        expect(await untilStable(() => descriptorsOf(BIG_PATH), 'the file held open')).toBe(1);
         stream.close(http2.constants.NGHTTP2_CANCEL);
-        await eventually(
+        await until(
           () => descriptorsOf(BIG_PATH) === 0 && outcomes.length === 1,
           'file descriptor closed and outcome',
         );
@@ -575,7 +566,7 @@ describe('sendStream(res, body, options?)', () => {
 
     it('never sends Connection or Transfer-Encoding, even from a fetch Response that has them', async () => {
       const outcomes: StreamOutcome[] = [];
-      const server = await listenH2(
+      const server = await listenHttp2(
         sendStreamApp(
           () =>
             new Response('from fetch', {
@@ -591,40 +582,19 @@ describe('sendStream(res, body, options?)', () => {
           outcomes,
         ),
       );
-      const got = await h2Request(server.port, '/');
+      const got = await http2Request(server.port, '/');
       expect(got.status).toBe(201);
       expect(got.body.toString()).toBe('from fetch');
       expect(got.headers['x-kept']).toBe('yes');
       for (const name of ['connection', 'transfer-encoding', 'keep-alive', 'x-hop']) {
         expect(got.headers[name]).toBeUndefined();
       }
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['finished']);
       expect(warnings).toEqual([]);
     });
   });
 });
-
-// --- HTTP/2 helpers -------------------------------------------------------------------------------
-
-const h2Servers = new Set<{ server: http2.Http2Server; sessions: Set<http2.ServerHttp2Session> }>();
-const h2Clients = new Set<http2.ClientHttp2Session>();
-
-async function closeH2(): Promise<void> {
-  for (const client of h2Clients) client.destroy();
-  h2Clients.clear();
-  const servers = [...h2Servers];
-  h2Servers.clear();
-  await Promise.all(
-    servers.map(
-      ({ server, sessions }) =>
-        new Promise<void>((resolve) => {
-          for (const session of sessions) session.destroy();
-          server.close(() => resolve());
-        }),
-    ),
-  );
-}
 
 /** A Connect app on HTTP/2 whose only route sends `make()` with sendStream. */
 function sendStreamApp(
@@ -638,76 +608,4 @@ function sendStreamApp(
     void sendStream(res as unknown as AnyResponse, make(), options).then((o) => outcomes?.push(o));
   });
   return app;
-}
-
-async function listenH2(app: connect.Server): Promise<{ port: number }> {
-  const server = http2.createServer(app as unknown as Parameters<typeof http2.createServer>[0] & {});
-  const sessions = new Set<http2.ServerHttp2Session>();
-  server.on('session', (session) => {
-    sessions.add(session);
-    session.on('close', () => sessions.delete(session));
-  });
-  h2Servers.add({ server, sessions });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as AddressInfo).port };
-}
-
-function h2Client(port: number): http2.ClientHttp2Session {
-  const client = http2.connect(`http://127.0.0.1:${port}`);
-  client.on('error', () => {});
-  h2Clients.add(client);
-  return client;
-}
-
-interface H2Result {
-  status: number;
-  headers: http2.IncomingHttpHeaders;
-  body: Buffer;
-  /** The stream ended cleanly ('end'). */
-  ended: boolean;
-  error: Error | undefined;
-  rstCode: number | undefined;
-}
-
-/** One request on a fresh session; `cancelWhen` closes the stream with CANCEL once the body so far matches. */
-function h2Request(
-  port: number,
-  path: string,
-  headers: http2.OutgoingHttpHeaders = {},
-  options: { cancelWhen?: (soFar: Buffer) => boolean } = {},
-): Promise<H2Result> {
-  const client = h2Client(port);
-  return new Promise((resolve) => {
-    const stream = client.request({ ':path': path, ...headers });
-    const result: H2Result = {
-      status: 0,
-      headers: {},
-      body: Buffer.alloc(0),
-      ended: false,
-      error: undefined,
-      rstCode: undefined,
-    };
-    const parts: Buffer[] = [];
-    stream.on('response', (responseHeaders) => {
-      result.headers = responseHeaders;
-      result.status = Number(responseHeaders[':status']);
-    });
-    stream.on('data', (data: Buffer) => {
-      parts.push(data);
-      if (options.cancelWhen?.(Buffer.concat(parts))) stream.close(http2.constants.NGHTTP2_CANCEL);
-    });
-    stream.on('end', () => {
-      result.ended = true;
-    });
-    stream.on('error', (error) => {
-      result.error = error;
-    });
-    stream.on('close', () => {
-      result.body = Buffer.concat(parts);
-      result.rstCode = stream.rstCode;
-      client.close();
-      resolve(result);
-    });
-    stream.end();
-  });
 }

@@ -1,5 +1,4 @@
 import http from 'node:http';
-import http2 from 'node:http2';
 import zlib from 'node:zlib';
 import compression from 'compression';
 import connect from 'connect';
@@ -15,11 +14,12 @@ import {
   SseSubscription,
   sseChannel,
 } from '../lib';
-import { closeAll, eventually, frameworks, type Handler, listen, nodeHttpFramework } from './helpers/servers';
+import { http2Request, listenHttp2 } from './helpers/http2';
+import { closeAll, frameworks, type Handler, listen, nodeHttpFramework } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
+import { sleep, until, untilStable } from './helpers/wait';
 
 type SseRes = http.ServerResponse & SseResponse;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const clients: Array<{ close(): void }> = [];
 afterEach(async () => {
@@ -75,7 +75,7 @@ describe.each(frameworks)('the Pedestal counter stream under $name', (framework)
       routes: { '/counter': counter as unknown as Handler },
     });
     const { events: received } = events(`${app.url}/counter`, ['counter']);
-    await eventually(() => received.length === 10 && closes.length === 1, 'ten events and a close');
+    await until(() => received.length === 10 && closes.length === 1, 'ten events and a close');
     expect(received.map((e) => e.data)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     expect(closes).toEqual(['server']);
   });
@@ -125,9 +125,8 @@ describe('sseChannel(options)', () => {
     it('sends nothing before the head when retryMs is null, and the head still arrives', async () => {
       const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse() });
       const client = raw(app.port, '/');
-      await eventually(() => client.head !== '', 'head');
-      await sleep(20);
-      expect(client.body).toBe('');
+      await until(() => client.head !== '', 'head');
+      expect(await untilStable(() => client.body, 'the body after the head')).toBe('');
     });
   });
 
@@ -267,7 +266,7 @@ describe('sseChannel(options)', () => {
         },
       );
       raw(app.port, '/');
-      await eventually(() => error !== undefined, 'error');
+      await until(() => error !== undefined, 'error');
       expect(error).toBeInstanceOf(TypeError);
       expect((error as Error).message).toMatch(/number \(42\)/);
     });
@@ -332,7 +331,7 @@ describe('sseChannel(options)', () => {
         },
       );
       const { events: received } = events(`${app.url}/`);
-      await eventually(() => connections.length >= 2, 'a reconnect');
+      await until(() => connections.length >= 2, 'a reconnect');
       expect(received[0]).toEqual({ type: 'message', data: 'first', lastEventId: 'evt-1' });
       expect(connections.slice(0, 2)).toEqual([undefined, 'evt-1']);
       // the client waited the jittered retry (33–83 ms), not its own default of seconds
@@ -345,11 +344,11 @@ describe('sseChannel(options)', () => {
     it('never lets a client see more than heartbeatMs of silence', async () => {
       const app = await serve({ retryMs: null, heartbeatMs: 100 }, { '/': (_req, res) => void res.sse() });
       const client = raw(app.port, '/');
-      await eventually(() => client.head !== '', 'head');
+      await until(() => client.head !== '', 'head');
       const start = Date.now();
-      await sleep(650);
-      const times = [start, ...client.arrivals.filter((a) => a.text.includes(':\n\n')).map((a) => a.at)];
-      expect(times.length).toBeGreaterThanOrEqual(5);
+      const heartbeats = () => client.arrivals.filter((a) => a.text.includes(':\n\n')).map((a) => a.at);
+      await until(() => heartbeats().length >= 5, 'five heartbeats');
+      const times = [start, ...heartbeats()];
       const gaps = times.slice(1).map((t, i) => t - (times[i] ?? t));
       // timers may fire a little late; the schedule itself never allows more than heartbeatMs
       expect(Math.max(...gaps)).toBeLessThanOrEqual(100 + 40);
@@ -368,8 +367,8 @@ describe('sseChannel(options)', () => {
         },
       );
       const client = raw(app.port, '/');
-      await sleep(400);
-      expect(client.body).toContain('data: busy');
+      // Four heartbeat intervals of events every 20 ms: a silence of 100 ms never happens.
+      await until(() => client.body.split('data: busy').length > 20, 'twenty events');
       expect(client.body).not.toContain(':\n\n');
     });
 
@@ -384,7 +383,7 @@ describe('sseChannel(options)', () => {
       );
       const before = activeTimers();
       const sockets = Array.from({ length: 1000 }, () => raw(app.port, '/'));
-      await eventually(() => open.length === 1000, '1,000 streams', 20_000);
+      await until(() => open.length === 1000, '1,000 streams', 20_000);
       expect(app.middleware.size).toBe(1000);
       expect(activeTimers() - before).toBeLessThanOrEqual(1);
       for (const stream of open) stream.close();
@@ -451,8 +450,9 @@ describe('sseChannel(options)', () => {
       server.setTimeout(100);
       const app = await listen(server);
       const client = raw(app.port, '/');
-      await sleep(400);
-      expect(client.closed).toBe(false);
+      await until(() => client.head !== '', 'head');
+      // The server's 100 ms socket timeout would have closed an idle connection by now.
+      expect(await untilStable(() => client.closed, 'the connection', { quietMs: 400 })).toBe(false);
       expect(closes).toEqual([]);
     });
   });
@@ -478,7 +478,7 @@ describe('sseChannel(options)', () => {
         },
       );
       paused(app.port);
-      await eventually(() => closes.length === 1, 'close');
+      await until(() => closes.length === 1, 'close');
       expect(closes).toEqual(['slow']);
     });
 
@@ -496,8 +496,8 @@ describe('sseChannel(options)', () => {
         },
       );
       paused(app.port);
-      await eventually(() => results.length === 20_000 || results.includes(false), 'some results');
-      await sleep(50);
+      await until(() => results.length === 20_000 || results.includes(false), 'some results');
+      await untilStable(() => results.length, 'the sends to settle');
       expect(results).toContain(false);
       expect(stream?.closed).toBe(false);
     });
@@ -517,7 +517,7 @@ describe('sseChannel(options)', () => {
         },
       );
       paused(app.port);
-      await eventually(() => closes.length === 1, 'slow close', 5000);
+      await until(() => closes.length === 1, 'slow close', 5000);
       expect(closes).toEqual(['slow']);
     });
 
@@ -539,9 +539,8 @@ describe('sseChannel(options)', () => {
         },
       );
       const client = paused(app.port);
-      await sleep(300);
       // 10,000 events are 160 MiB; a paused client lets through only what the socket buffers hold
-      expect(accepted).toBeLessThan(1000);
+      expect(await untilStable(() => accepted, 'the producer held back')).toBeLessThan(1000);
       client.close();
     });
   });
@@ -564,9 +563,9 @@ describe('sseChannel(options)', () => {
         },
       );
       const client = raw(app.port, '/');
-      await eventually(() => stream !== undefined && client.head !== '', 'stream');
+      await until(() => stream !== undefined && client.head !== '', 'stream');
       client.close();
-      await eventually(() => closes.length === 1, 'onClose');
+      await until(() => closes.length === 1, 'onClose');
       expect(closes[0]?.[0]).toBe('client');
       expect(closes[0]?.[1].stream).toBe(stream);
       expect(channel.closed).toBe(true);
@@ -574,8 +573,7 @@ describe('sseChannel(options)', () => {
       await expect(stream?.send('late')).resolves.toBe(false);
       expect(res?.listenerCount('close')).toBe(listenersBefore);
       expect(app.middleware.size).toBe(0);
-      await sleep(20);
-      expect(closes).toHaveLength(1);
+      expect(await untilStable(() => closes.length, 'onClose calls')).toBe(1);
     });
 
     it("runs once when the app closes: onClose('server'), a clean end, the iterator returned", async () => {
@@ -606,7 +604,7 @@ describe('sseChannel(options)', () => {
       const client = raw(app.port, '/');
       await client.waitEnded();
       expect(client.terminated).toBe(true);
-      await eventually(() => returned, 'iterator returned');
+      await until(() => returned, 'iterator returned');
       expect(closes).toEqual(['server']);
     });
 
@@ -644,7 +642,7 @@ describe('sseChannel(options)', () => {
       );
       const client = raw(app.port, '/');
       client.socket.pause();
-      await eventually(() => pending !== undefined, 'sends');
+      await until(() => pending !== undefined, 'sends');
       stream?.close();
       client.close();
       await expect(pending).resolves.toBe(false);
@@ -655,7 +653,7 @@ describe('sseChannel(options)', () => {
     it('sends every open stream a jittered retry and ends it', async () => {
       const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse() });
       const open = Array.from({ length: 5 }, () => raw(app.port, '/'));
-      await eventually(() => app.middleware.size === 5, 'five streams');
+      await until(() => app.middleware.size === 5, 'five streams');
       await app.middleware.closeAll({ retryMs: 1000 });
       for (const client of open) {
         await client.waitEnded();
@@ -683,7 +681,7 @@ describe('sseChannel(options)', () => {
       );
       raw(app.port, '/');
       raw(app.port, '/');
-      await eventually(() => app.middleware.size === 2, 'two streams');
+      await until(() => app.middleware.size === 2, 'two streams');
       const third = raw(app.port, '/');
       await third.waitEnded();
       expect(third.head).toMatch(/^HTTP\/1\.1 200 /);
@@ -707,7 +705,7 @@ describe('sseChannel(options)', () => {
         [compression({ threshold: 0 }) as unknown as Handler],
       );
       const client = raw(app.port, '/', { 'Accept-Encoding': 'gzip' });
-      await eventually(() => stream !== undefined, 'stream');
+      await until(() => stream !== undefined, 'stream');
       void stream?.send('one');
       await client.waitFor((b) => b === 'data: one\n\n', 'first event');
       expect(client.header('content-encoding')).toBeUndefined();
@@ -738,10 +736,10 @@ describe('sseChannel(options)', () => {
       gunzip.on('data', (d: Buffer) => {
         text += d.toString();
       });
-      await eventually(() => stream !== undefined, 'stream');
+      await until(() => stream !== undefined, 'stream');
       void stream?.send('zipped');
-      await eventually(() => text.includes('data: zipped\n\n'), 'the event through gzip');
-      await eventually(() => text.includes(':\n\n'), 'a heartbeat through gzip');
+      await until(() => text.includes('data: zipped\n\n'), 'the event through gzip');
+      await until(() => text.includes(':\n\n'), 'a heartbeat through gzip');
     });
   });
 
@@ -753,31 +751,13 @@ describe('sseChannel(options)', () => {
         const stream = (res as SseRes).sse();
         void stream.send({ event: 'h2', data: 'over http2' }).then(() => stream.close());
       });
-      const server = http2.createServer(
-        app as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-      );
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const port = (server.address() as { port: number }).port;
-      const session = http2.connect(`http://127.0.0.1:${port}`);
-      try {
-        const request = session.request({ ':path': '/' });
-        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve) =>
-          request.on('response', resolve),
-        );
-        let body = '';
-        request.setEncoding('utf8');
-        request.on('data', (d: string) => {
-          body += d;
-        });
-        await new Promise((resolve) => request.on('end', resolve));
-        expect(headers[':status']).toBe(200);
-        expect(headers['content-type']).toBe('text/event-stream; charset=utf-8');
-        expect(headers.connection).toBeUndefined();
-        expect(body).toBe('event: h2\ndata: over http2\n\n');
-      } finally {
-        session.close();
-        await new Promise((resolve) => server.close(resolve));
-      }
+      const { port } = await listenHttp2(app);
+      const got = await http2Request(port, '/');
+      expect(got.status).toBe(200);
+      expect(got.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+      expect(got.headers.connection).toBeUndefined();
+      expect(got.ended).toBe(true);
+      expect(got.body.toString()).toBe('event: h2\ndata: over http2\n\n');
     });
   });
 
@@ -813,7 +793,7 @@ describe('sseChannel(options)', () => {
         },
       );
       raw(app.port, '/');
-      await eventually(() => error !== undefined, 'the TypeError');
+      await until(() => error !== undefined, 'the TypeError');
       expect((error as Error).message).toMatch(/^res\.sse: expected `retryMs`/);
       expect(() => app.middleware.closeAll({ retryMs: 1.5 })).toThrow(
         /^sseChannel\.closeAll: expected `retryMs`/,

@@ -17,16 +17,8 @@ import {
   type StreamOutcome,
   streamBody,
 } from '../lib';
-import {
-  abortAfter,
-  closeAll,
-  deferred,
-  eventually,
-  frameworks,
-  type Handler,
-  httpGet,
-  rawRequest,
-} from './helpers/servers';
+import { abortAfter, closeAll, frameworks, type Handler, httpGet, rawRequest } from './helpers/servers';
+import { deferred, until, untilStable } from './helpers/wait';
 
 const FILES = path.join(__dirname, 'fixtures', 'files');
 
@@ -279,7 +271,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
       const outcomes: StreamOutcome[] = [];
       const app = await serve({ '/': streams(() => Readable.from(['x']), outcomes) });
       await rawRequest(app.port, '/');
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['finished']);
     });
   });
@@ -396,7 +388,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
       const raw = await rawRequest(app.port, '/');
       expect(raw.body.toString()).toBe('begun');
       expect(raw.terminated).toBe(false);
-      await eventually(() => outcomes.length === 1, 'outcome');
+      await until(() => outcomes.length === 1, 'outcome');
       expect(outcomes).toEqual(['errored']);
     });
 
@@ -418,7 +410,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         routes: { '/': streams(() => failingAfter('x')) },
       });
       await rawRequest(app.port, '/');
-      await eventually(() => heard.length === 1, 'onError');
+      await until(() => heard.length === 1, 'onError');
       const [error, headersSent] = heard[0] ?? [];
       expect((error as Error).message).toBe('boom');
       expect(headersSent).toBe(true);
@@ -442,7 +434,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         }, outcomes),
       });
       await abortAfter(app.port, '/', (bytes) => bytes.includes('tick'));
-      await eventually(() => cleanedUp && outcomes.length === 1, 'generator finally and outcome');
+      await until(() => cleanedUp && outcomes.length === 1, 'generator finally and outcome');
       expect(outcomes).toEqual(['aborted']);
     });
 
@@ -451,7 +443,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
       stream.write('first');
       const app = await serve({ '/': streams(() => stream) });
       await abortAfter(app.port, '/', (bytes) => bytes.includes('first'));
-      await eventually(() => stream.destroyed, 'Readable destroyed');
+      await until(() => stream.destroyed, 'Readable destroyed');
     });
 
     it('cancels a web stream reader, even with a read pending', async () => {
@@ -470,14 +462,14 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         ),
       });
       await abortAfter(app.port, '/', (bytes) => bytes.includes('open'));
-      await eventually(() => cancelled !== 'not cancelled', 'web stream cancelled');
+      await until(() => cancelled !== 'not cancelled', 'web stream cancelled');
     });
 
     it('closes a channel, even with a take pending', async () => {
       const channel = closableQueue(['first'], true);
       const app = await serve({ '/': streams(() => channel) });
       await abortAfter(app.port, '/', (bytes) => bytes.includes('first'));
-      await eventually(() => channel.closed, 'channel closed');
+      await until(() => channel.closed, 'channel closed');
     });
 
     it('aborts a function body signal and destroys what was piped into out', async () => {
@@ -491,10 +483,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         }),
       });
       await abortAfter(app.port, '/', (bytes) => bytes.includes('piped'));
-      await eventually(
-        () => signal?.aborted === true && source.destroyed,
-        'signal aborted, source destroyed',
-      );
+      await until(() => signal?.aborted === true && source.destroyed, 'signal aborted, source destroyed');
     });
 
     it('closes the file descriptor of a file body', async () => {
@@ -505,9 +494,9 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         abortAfter(app.port, '/', (bytes) => bytes.length > 1000),
       );
       await Promise.all(clients);
-      await eventually(() => outcomes.length === 5, 'five outcomes');
+      await until(() => outcomes.length === 5, 'five outcomes');
       expect(outcomes).toEqual(Array(5).fill('aborted'));
-      await eventually(() => openFileDescriptors() <= before, 'descriptors back to baseline');
+      await until(() => openFileDescriptors() <= before, 'descriptors back to baseline');
     });
   });
 
@@ -643,6 +632,25 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
       expect(got.complete).toBe(true);
       expect(got.body.equals(fs.readFileSync(path.join(FILES, 'big.txt')))).toBe(true);
     });
+
+    it("writes the file's bytes through the write loop, not send's own pipe", async () => {
+      // The loop flushes after every chunk where a compression-like res.flush exists; send's pipe
+      // never does. If send stops calling the `stream` method we take over, this count drops to 0.
+      let flushes = 0;
+      const countFlushes: Handler = (_req, res, next) => {
+        (res as unknown as { flush: () => void }).flush = () => flushes++;
+        next();
+      };
+      const app = await serve(
+        { '/big': streams(() => file('big.txt', { root: FILES })) },
+        { use: [countFlushes] },
+      );
+      const got = await httpGet(`${app.url}/big`);
+      expect(got.complete).toBe(true);
+      expect(got.body.length).toBe(fs.statSync(path.join(FILES, 'big.txt')).size);
+      // 404,000 bytes are read in 64 KiB chunks: one flush per chunk
+      expect(flushes).toBe(Math.ceil(got.body.length / (64 * 1024)));
+    });
   });
 
   describe('under compression()', () => {
@@ -690,8 +698,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
       const socket = require('node:net').connect(app.port, '127.0.0.1');
       socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
       socket.pause();
-      await new Promise((r) => setTimeout(r, 300));
-      const pulledWhilePaused = pulled;
+      const pulledWhilePaused = await untilStable(() => pulled, 'the producer held back');
       // socket buffers on both sides hold a few MiB at most; 10,000 chunks would be 640 MiB
       expect(pulledWhilePaused).toBeLessThan(200);
       socket.destroy();

@@ -185,7 +185,7 @@ async function memorySection(): Promise<void> {
     const hostResult = hostId ? results.get(hostId) : undefined;
     const over = result.ok && hostResult?.ok ? result.heapPerStream! - hostResult.heapPerStream! : undefined;
     let status = result.ok ? 'ok' : `FAILED: ${result.reason}`;
-    // DESIGN §8's target is per stream on top of what Express itself holds; the node:http row also
+    // The target is per stream on top of what Express itself holds; the node:http row also
     // counts the header map setHeader keeps (the raw loop passes its headers to writeHead).
     if (result.ok && hostId === 'raw-express' && variant.id.startsWith('es-') && over !== undefined) {
       status = over < 1024 ? 'ok, under the 1 KB target' : 'ok, OVER the 1 KB target';
@@ -263,7 +263,7 @@ function printReport(partial?: string): void {
       'by the last client, divided by clients × events; median of the rounds. All variants hold their clients at once and',
       'take turns each round (order rotated), so "vs (a)" is the median of per-round ratios to the baseline\'s phase of',
       'the same round, and "round ratios" shows their spread. "user" leaves out kernel time (mostly writev to loopback).',
-      "Lower is better; (a) = 1.00×. (ref) is not a library: it is DESIGN.md §8's fast path written by hand (each event",
+      'Lower is better; (a) = 1.00×. (ref) is not a library: it is the framed fast path written by hand (each event',
       'framed once as one HTTP/1.1 chunk, written straight to every res.socket), to show the headroom.',
       '',
     );

@@ -1,37 +1,30 @@
-export type { BodyFunction, StreamBody, StreamContext } from './bodies';
-export { BodyContentType, StreamableBody } from './bodies';
-export type { ChannelBuffer } from './channel';
-export {
-  Channel,
-  ChannelOverflowError,
-  droppingBuffer,
-  fixedBuffer,
-  isChannel,
-  MAX_PENDING,
-  slidingBuffer,
-} from './channel';
-export type { ChunkedOptions, ChunkedResponse, CoalesceOptions } from './chunked';
-export { chunked } from './chunked';
-export type { ErrorHandler } from './errors';
-export type { FileBody, FileOptions } from './file';
-export { file } from './file';
-export { jsonArray, ndjson } from './json-lines';
-export type { AnyRequest, AnyResponse } from './response';
+export type { FileBody, FileOptions } from './body/file';
+export { file } from './body/file';
+export { jsonArray, ndjson } from './body/json-lines';
+export type { BodyFunction, StreamBody } from './body/plan';
+export { BodyContentType, StreamableBody } from './body/plan';
+export type { StreamBodyOptions, StreamBodyResponse, StreamOptions } from './body/stream-body';
+export { sendStream, streamBody } from './body/stream-body';
+export type { ChannelBuffer } from './channel/buffers';
+export { droppingBuffer, fixedBuffer, slidingBuffer } from './channel/buffers';
+export { Channel, ChannelOverflowError, isChannel, MAX_PENDING } from './channel/channel';
+export type { ChunkedOptions, ChunkedResponse, CoalesceOptions } from './chunked/chunked';
+export { chunked } from './chunked/chunked';
+export type { ErrorHandler } from './core/errors';
+export type { AnyRequest, AnyResponse, StreamContext } from './core/response';
+export type { StreamOutcome } from './core/writer';
+export type { Serialize, SseEvent, SseEventInput } from './sse/encoder';
+export { defaultSerialize, encodeComment, encodeEvent, encodeRetry, isSseEvent } from './sse/encoder';
+export type { SseOptions, SseStreamOptions } from './sse/options';
+export { sseChannel } from './sse/sse-channel';
 export type {
   SseCloseReason,
   SseContext,
   SseMiddleware,
-  SseOptions,
   SseReadyFunction,
   SseResponse,
   SseSource,
   SseStream,
-  SseStreamOptions,
-} from './sse';
-export { SseSubscription, sseChannel } from './sse';
-export type { Serialize, SseEvent, SseEventInput } from './sse-encoder';
-export { defaultSerialize, encodeComment, encodeEvent, encodeRetry, isSseEvent } from './sse-encoder';
-export type { StreamBodyOptions, StreamBodyResponse, StreamOptions } from './stream-body';
-export { sendStream, streamBody } from './stream-body';
+} from './sse/types';
+export { SseSubscription } from './sse/types';
 export type { StreamingResponse } from './types';
-export type { StreamOutcome } from './write-loop';

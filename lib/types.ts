@@ -1,9 +1,10 @@
 import type { ServerResponse } from 'node:http';
-import type { StreamBody } from './bodies';
-import type { ChunkedResponse } from './chunked';
-import type { SseResponse, SseSource, SseStream, SseStreamOptions } from './sse';
-import type { StreamBodyResponse, StreamOptions } from './stream-body';
-import type { StreamOutcome } from './write-loop';
+import type { StreamBody } from './body/plan';
+import type { StreamBodyResponse, StreamOptions } from './body/stream-body';
+import type { ChunkedResponse } from './chunked/chunked';
+import type { StreamOutcome } from './core/writer';
+import type { SseStreamOptions } from './sse/options';
+import type { SseResponse, SseSource, SseStream } from './sse/types';
 
 /**
  * Express's `Response` gains the helpers once the package is imported (method syntax, so that an app

@@ -4,6 +4,7 @@ import net from 'node:net';
 import connect from 'connect';
 import express5 from 'express';
 import express4 from 'express4';
+import { closeHttp2 } from './http2';
 
 export type Handler = (
   req: http.IncomingMessage,
@@ -40,11 +41,11 @@ export interface Framework {
 
 const running = new Set<Running>();
 
-/** Closes every server a test started; call from afterEach. */
+/** Closes every server (HTTP/1 and HTTP/2) a test started; call from afterEach. */
 export async function closeAll(): Promise<void> {
   const servers = [...running];
   running.clear();
-  await Promise.all(servers.map((s) => s.close()));
+  await Promise.all([...servers.map((s) => s.close()), closeHttp2()]);
 }
 
 export async function listen(server: http.Server): Promise<Running> {
@@ -292,21 +293,4 @@ export function abortAfter(
     });
     socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
   });
-}
-
-/** Resolves when `check()` is true, polling; fails with `what` after `ms`. */
-export async function eventually(check: () => boolean, what: string, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
-  let resolve!: (value: T) => void;
-  const promise = new Promise<T>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }

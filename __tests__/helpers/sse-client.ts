@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { EventSource } from 'eventsource';
 import { dechunk } from './servers';
+import { until } from './wait';
 
 /** A raw-socket SSE client: the exact bytes, with arrival times, and a way to stop reading. */
 export class RawSseClient {
@@ -49,31 +50,25 @@ export class RawSseClient {
   }
 
   async waitFor(predicate: (body: string) => boolean, what: string, ms = 3000): Promise<string> {
-    const deadline = Date.now() + ms;
-    while (!predicate(this.body)) {
-      if (Date.now() > deadline)
-        throw new Error(`timed out waiting for ${what}; body so far: ${JSON.stringify(this.body)}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
+    await until(
+      () => predicate(this.body),
+      () => `${what}; body so far: ${JSON.stringify(this.body)}`,
+      ms,
+    );
     return this.body;
   }
 
   /** Waits for the end of the response: its final chunk (keep-alive may hold the socket), or the socket closing. */
-  async waitEnded(ms = 3000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!this.closed && !this.terminated) {
-      if (Date.now() > deadline)
-        throw new Error(`timed out waiting for the end; body so far: ${JSON.stringify(this.body)}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
+  waitEnded(ms = 3000): Promise<void> {
+    return until(
+      () => this.closed || this.terminated,
+      () => `the end; body so far: ${JSON.stringify(this.body)}`,
+      ms,
+    );
   }
 
-  async waitClosed(ms = 3000): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!this.closed) {
-      if (Date.now() > deadline) throw new Error('timed out waiting for the server to close the connection');
-      await new Promise((r) => setTimeout(r, 5));
-    }
+  waitClosed(ms = 3000): Promise<void> {
+    return until(() => this.closed, 'the server to close the connection', ms);
   }
 
   close(): void {

@@ -35,7 +35,7 @@ const VARIANTS = {
     return { server, send: (_text, bytes) => writeAll(list, bytes) };
   },
 
-  // (ref) DESIGN.md §8's fast path, hand-written: each event framed once as one HTTP/1.1 chunk in a
+  // (ref) the framed fast path, hand-written: each event framed once as one HTTP/1.1 chunk in a
   // shared Buffer, written straight to every res.socket (Node's res still ends the chunked body).
   async 'framed-socket'() {
     const list = [];

@@ -7,31 +7,16 @@
  * `undefined` is not a value a channel can carry: `take()` uses it to say "closed and drained".
  */
 
+import { describeValue, ignore, resolvedFalse, resolvedTrue } from '../core/util';
+import { type ChannelBuffer, toBuffer } from './buffers';
+import { Ring } from './ring';
+
 /**
  * The most `put()` calls, and separately the most `take()` calls, that may wait on one channel at a time
  * (buffered values do not count). Past it the operation rejects with {@link ChannelOverflowError}, so a
  * producer that never awaits shows up as an error where it happens instead of as an out-of-memory crash.
  */
 export const MAX_PENDING = 1024;
-
-/**
- * Where a channel keeps values that were put but not yet taken. Get one from {@link fixedBuffer},
- * {@link droppingBuffer} or {@link slidingBuffer}; a buffer belongs to one channel and must not be shared.
- *
- * The channel calls `add` only when `full` is `false`, and `remove` only when `length` is above 0.
- */
-export interface ChannelBuffer<T> {
-  /** The capacity: how many values the buffer holds at most. */
-  readonly size: number;
-  /** How many values the buffer holds now. */
-  readonly length: number;
-  /** `true` when a put has to wait for a taker. Dropping and sliding buffers are never full. */
-  readonly full: boolean;
-  /** Stores `value`, or drops a value as the buffer's policy says. */
-  add(value: T): void;
-  /** Removes and returns the oldest value. */
-  remove(): T;
-}
 
 /** The error a `put()` or `take()` rejects with when {@link MAX_PENDING} of its kind are already waiting. */
 export class ChannelOverflowError extends Error {
@@ -72,9 +57,6 @@ const asyncDisposeSymbol: typeof Symbol.asyncDispose =
 
 type Resolve<V> = (value: V) => void;
 
-// Settled promises are immutable, so the immediate answers are shared instead of allocated per call.
-const resolvedTrue: Promise<boolean> = Promise.resolve(true);
-const resolvedFalse: Promise<boolean> = Promise.resolve(false);
 const resolvedUndefined: Promise<undefined> = Promise.resolve(undefined);
 const iterationDone: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 const resolvedIterationDone: Promise<IteratorReturnResult<undefined>> = Promise.resolve(iterationDone);
@@ -84,208 +66,16 @@ const resolvedIterationDone: Promise<IteratorReturnResult<undefined>> = Promise.
  * a waiting put or take down to the promise itself; the constructor runs it synchronously, so the resolver
  * is read back right after `new Promise(captureResolve)` with nothing in between.
  */
-let capturedResolve: Resolve<never> = noop;
+let capturedResolve: Resolve<never> = ignore;
 function captureResolve(resolve: Resolve<never>): void {
   capturedResolve = resolve;
-}
-function noop(): void {}
-
-/** A growable FIFO ring: O(1) push and shift (Array#shift is O(n) once arrays get large). */
-class Ring<T> {
-  #slots: (T | undefined)[];
-  #head = 0;
-  #length = 0;
-
-  constructor(capacity: number) {
-    this.#slots = new Array<T | undefined>(powerOfTwoAtLeast(capacity)).fill(undefined);
-  }
-
-  get length(): number {
-    return this.#length;
-  }
-
-  push(value: T): void {
-    if (this.#length === this.#slots.length) this.#grow();
-    this.#slots[(this.#head + this.#length) & (this.#slots.length - 1)] = value;
-    this.#length++;
-  }
-
-  /** The caller checks `length` first: shifting an empty ring returns `undefined` typed as `T`. */
-  shift(): T {
-    const slots = this.#slots;
-    const value = slots[this.#head] as T;
-    slots[this.#head] = undefined; // let the value be collected once it is taken
-    this.#head = (this.#head + 1) & (slots.length - 1);
-    this.#length--;
-    return value;
-  }
-
-  clear(): void {
-    this.#slots.fill(undefined);
-    this.#head = 0;
-    this.#length = 0;
-  }
-
-  #grow(): void {
-    const old = this.#slots;
-    const slots = new Array<T | undefined>(old.length * 2).fill(undefined);
-    for (let i = 0; i < this.#length; i++) slots[i] = old[(this.#head + i) & (old.length - 1)];
-    this.#slots = slots;
-    this.#head = 0;
-  }
-}
-
-function powerOfTwoAtLeast(n: number): number {
-  let capacity = 4;
-  while (capacity < n) capacity *= 2;
-  return capacity;
-}
-
-// Big buffers start small and grow, so `fixedBuffer(1e6)` costs nothing until values arrive.
-const initialBufferCapacity = 16;
-
-abstract class RingBuffer<T> implements ChannelBuffer<T> {
-  readonly size: number;
-  readonly #values: Ring<T>;
-
-  constructor(size: number) {
-    this.size = size;
-    this.#values = new Ring<T>(Math.min(size, initialBufferCapacity));
-  }
-
-  get length(): number {
-    return this.#values.length;
-  }
-
-  abstract get full(): boolean;
-  abstract add(value: T): void;
-
-  remove(): T {
-    return this.#values.shift();
-  }
-
-  protected push(value: T): void {
-    this.#values.push(value);
-  }
-}
-
-class FixedBuffer<T> extends RingBuffer<T> {
-  get full(): boolean {
-    return this.length >= this.size;
-  }
-
-  add(value: T): void {
-    if (this.full) throw new RangeError(`fixedBuffer: cannot add to a full buffer (size ${this.size})`);
-    this.push(value);
-  }
-}
-
-class DroppingBuffer<T> extends RingBuffer<T> {
-  get full(): boolean {
-    return false;
-  }
-
-  add(value: T): void {
-    if (this.length < this.size) this.push(value);
-  }
-}
-
-class SlidingBuffer<T> extends RingBuffer<T> {
-  get full(): boolean {
-    return false;
-  }
-
-  add(value: T): void {
-    if (this.length >= this.size) this.remove();
-    this.push(value);
-  }
-}
-
-/**
- * A rendezvous is a buffer that is always full: every put waits for a taker. Stateless, so one serves all
- * channels, and the channel needs no separate code path for "no buffer".
- */
-const rendezvous: ChannelBuffer<never> = new FixedBuffer<never>(0);
-
-/**
- * A buffer of `n` values: puts are accepted at once while fewer than `n` wait, then they wait for a taker.
- * `new Channel(n)` is short for `new Channel(fixedBuffer(n))`.
- *
- * @param n the capacity, a positive integer.
- * @throws TypeError when `n` is not a positive integer.
- */
-export function fixedBuffer<T>(n: number): ChannelBuffer<T> {
-  return new FixedBuffer<T>(checkSize('fixedBuffer', n));
-}
-
-/**
- * A buffer of `n` values that never makes a put wait: when it is full, new values are dropped (the put still
- * resolves `true`). Suits events where the first ones matter, or where losing the newest is acceptable.
- *
- * @param n the capacity, a positive integer.
- * @throws TypeError when `n` is not a positive integer.
- */
-export function droppingBuffer<T>(n: number): ChannelBuffer<T> {
-  return new DroppingBuffer<T>(checkSize('droppingBuffer', n));
-}
-
-/**
- * A buffer of `n` values that never makes a put wait: when it is full, the oldest value is dropped to make
- * room. Suits "latest state" feeds where a slow consumer should skip ahead.
- *
- * @param n the capacity, a positive integer.
- * @throws TypeError when `n` is not a positive integer.
- */
-export function slidingBuffer<T>(n: number): ChannelBuffer<T> {
-  return new SlidingBuffer<T>(checkSize('slidingBuffer', n));
-}
-
-function checkSize(factory: string, n: unknown): number {
-  if (isPositiveInteger(n)) return n;
-  throw new TypeError(`${factory}: expected \`n\` to be a positive integer, got ${received(n)}`);
-}
-
-function isPositiveInteger(value: unknown): value is number {
-  return Number.isSafeInteger(value) && (value as number) > 0;
-}
-
-function isChannelBuffer(value: unknown): value is ChannelBuffer<unknown> {
-  if (typeof value !== 'object' || value === null) return false;
-  const buffer = value as Partial<Record<keyof ChannelBuffer<unknown>, unknown>>;
-  return (
-    typeof buffer.add === 'function' &&
-    typeof buffer.remove === 'function' &&
-    typeof buffer.length === 'number' &&
-    typeof buffer.full === 'boolean'
-  );
-}
-
-/** "`value` (type)" for error messages. Never throws: String() does on objects without a prototype. */
-function received(value: unknown): string {
-  let text: string;
-  try {
-    text = typeof value === 'string' ? JSON.stringify(value) : String(value);
-  } catch {
-    text = Object.prototype.toString.call(value);
-  }
-  return `\`${text}\` (${value === null ? 'null' : typeof value})`;
-}
-
-function toBuffer<T>(buffer: unknown): ChannelBuffer<T> {
-  if (buffer === undefined || buffer === 0) return rendezvous;
-  if (isPositiveInteger(buffer)) return new FixedBuffer<T>(buffer);
-  if (isChannelBuffer(buffer)) return buffer as ChannelBuffer<T>;
-  throw new TypeError(
-    'Channel: expected `buffer` to be a non-negative integer or a buffer from ' +
-      `fixedBuffer/droppingBuffer/slidingBuffer, got ${received(buffer)}`,
-  );
 }
 
 function checkValue(operation: 'put' | 'offer', value: unknown): void {
   if (value !== undefined) return;
   throw new TypeError(
     `Channel.${operation}: expected \`value\` to be anything but undefined ` +
-      `(take() returns undefined to mean "closed"), got ${received(value)}`,
+      `(take() returns undefined to mean "closed"), got ${describeValue(value)}`,
   );
 }
 

@@ -1,6 +1,6 @@
 import { type Readable, Writable } from 'node:stream';
-import { ignore, isPromiseLike } from './internal/util';
-import type { ChunkSource } from './write-loop';
+import { ignore, isPromiseLike } from '../core/util';
+import type { ChunkSource } from '../core/write-loop';
 
 /**
  * Turns a function body `(out, ctx) => …` into a pull source: `out` is a real Writable (so

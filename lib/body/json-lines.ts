@@ -1,5 +1,6 @@
-import { BodyContentType, releaseIterable } from './bodies';
-import { describeValue } from './internal/util';
+import { releaseIterable } from '../core/release';
+import { describeValue } from '../core/util';
+import { BodyContentType } from './plan';
 
 type Items<T> = AsyncIterable<T> | Iterable<T>;
 

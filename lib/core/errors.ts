@@ -1,8 +1,7 @@
 import { STATUS_CODES } from 'node:http';
-import type { StreamContext } from './bodies';
-import { createDebug } from './internal/debug';
-import type { ResponseLike } from './response';
-import type { ResponseWriter, StreamOutcome } from './write-loop';
+import { createDebug } from './debug';
+import type { ResponseLike, StreamContext } from './response';
+import type { ResponseWriter, StreamOutcome } from './writer';
 
 const debug = createDebug('error');
 

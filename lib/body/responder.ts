@@ -1,120 +1,36 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import {
-  type BodyPlan,
-  planBody,
-  readableSource,
-  type StreamBody,
-  type StreamContext,
-  type StreamPlan,
-} from './bodies';
-import { type ErrorHandler, failStream } from './errors';
-import { sendFile } from './file';
-import { createDebug } from './internal/debug';
-import { describeValue } from './internal/util';
+import { createDebug } from '../core/debug';
+import { type ErrorHandler, failStream } from '../core/errors';
 import {
   type AnyRequest,
   type AnyResponse,
-  asResponse,
   isBodyless,
   isHttp2,
   isResponseGone,
-  type RequestLike,
   type ResponseLike,
-} from './response';
-import { type ChunkSource, pump, ResponseWriter, type StreamOutcome } from './write-loop';
+  type StreamContext,
+} from '../core/response';
+import { type ChunkSource, pump } from '../core/write-loop';
+import { ResponseWriter, type StreamOutcome } from '../core/writer';
+import { sendFile } from './file';
+import { type BodyPlan, planBody, type StreamPlan } from './plan';
+import { readableSource } from './readable-source';
 
 const debug = createDebug('stream');
 
-/** Options of {@link streamBody}, checked once when the middleware is made. */
-export interface StreamBodyOptions {
-  /**
-   * Hears about every error of a streamed body — before the first byte (the app's error handling then
-   * answers with a real status) and after it (the client sees a truncated response). Not called when
-   * the client simply leaves: that is normal. Default: none (errors are logged under `DEBUG`).
-   */
-  onError?: ErrorHandler | undefined;
-}
-
-/** Options of one `res.stream()` / `sendStream()` call. */
-export interface StreamOptions {
-  /** Replaces the middleware's `onError` for this call. */
-  onError?: ErrorHandler | undefined;
-}
-
-/** Connect and node:http users type their `res` with this once `streamBody()` is mounted. */
-export interface StreamBodyResponse {
-  stream(body: StreamBody, options?: StreamOptions): Promise<StreamOutcome>;
-}
-
 type Next = (error?: unknown) => void;
-type Middleware = (req: AnyRequest, res: AnyResponse, next: Next) => void;
 
-/** Where a Connect app's `next` is kept: Connect, unlike Express, gives the route no `req.next`. */
-const MIDDLEWARE_NEXT = Symbol('express-streaming.next');
-type WithNext = { [MIDDLEWARE_NEXT]?: Next };
-
-/**
- * Adds `res.stream(body, options?)`: strings, bytes and JSON are sent whole; files, streams,
- * iterables, channels and functions are streamed through one write loop with backpressure, flushing
- * and clean-up when the client leaves. The promise resolves `'finished'`, `'aborted'` or `'errored'`
- * and never rejects.
- *
- * On node:http2's compatibility API `res.stream` is Node's own getter: the middleware leaves it alone
- * there, and apps call {@link sendStream}.
- * @example app.use(streamBody()); app.get('/rows', (req, res) => res.stream(ndjson(cursor)));
- */
-export function streamBody(options: StreamBodyOptions = {}): Middleware {
-  const defaults = checkStreamOptions(options, 'streamBody');
-  function stream(this: AnyResponse, body: StreamBody, callOptions?: StreamOptions): Promise<StreamOutcome> {
-    const next = (this as WithNext)[MIDDLEWARE_NEXT];
-    return respond(asResponse(this), body, mergeOptions(defaults, callOptions), next);
-  }
-  return function streamBody(req, res, next) {
-    if (!isHttp2(req as unknown as RequestLike)) {
-      (res as WithNext)[MIDDLEWARE_NEXT] = next;
-      (res as unknown as StreamBodyResponse).stream = stream;
-    }
-    next();
-  };
-}
-
-/**
- * `res.stream()` without the middleware: streams `body` to `res` (it reads `res.req`). Errors before
- * the first byte go to Express's `req.next`, or become a plain-text response with `err.status` or 500.
- * The only form on node:http2's compatibility API.
- */
-export function sendStream(
-  res: AnyResponse,
-  body: StreamBody,
-  options?: StreamOptions,
-): Promise<StreamOutcome> {
-  return respond(asResponse(res), body, checkStreamOptions(options ?? {}, 'sendStream'), undefined);
-}
-
-function checkStreamOptions(options: StreamOptions, owner: string): StreamOptions {
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`${owner}: expected options to be an object, got ${describeValue(options)}`);
-  }
-  if (options.onError !== undefined && typeof options.onError !== 'function') {
-    throw new TypeError(
-      `${owner}: expected \`onError\` to be a function, got ${describeValue(options.onError)}`,
-    );
-  }
-  return { onError: options.onError };
-}
-
-function mergeOptions(defaults: StreamOptions, callOptions: StreamOptions | undefined): StreamOptions {
-  if (callOptions === undefined) return defaults;
-  const checked = checkStreamOptions(callOptions, 'res.stream');
-  return { onError: checked.onError ?? defaults.onError };
+/** What one call of `res.stream()` was given, checked: see `StreamOptions`. */
+export interface ResponderOptions {
+  readonly onError?: ErrorHandler | undefined;
 }
 
 /** Sends one body; resolves with the outcome and never rejects. */
-function respond(
+export function respond(
   res: ResponseLike,
   body: unknown,
-  options: StreamOptions,
+  options: ResponderOptions,
   next: Next | undefined,
 ): Promise<StreamOutcome> {
   return new Responder(res, options, next).send(body).catch((error: unknown) => {
@@ -127,11 +43,11 @@ function respond(
 class Responder {
   readonly #writer: ResponseWriter;
   readonly #ctx: StreamContext;
-  readonly #options: StreamOptions;
+  readonly #options: ResponderOptions;
   readonly #next: Next | undefined;
   readonly #hadContentType: boolean;
 
-  constructor(res: ResponseLike, options: StreamOptions, next: Next | undefined) {
+  constructor(res: ResponseLike, options: ResponderOptions, next: Next | undefined) {
     this.#writer = new ResponseWriter(res);
     this.#ctx = {
       signal: this.#writer.signal,

@@ -16,6 +16,8 @@
  * encodeEvent({ comment: 'ok' }); // ': ok\n\n' (a comment only: nothing is dispatched)
  */
 
+import { describeValue } from '../core/util';
+
 /**
  * One Server-Sent Event. Every field is optional; a field whose value is `undefined` counts as absent.
  *
@@ -58,12 +60,12 @@ export const defaultSerialize: Serialize = (data) => {
     // BigInt and circular structures: name the field. Errors thrown by a user's toJSON pass through.
     if (!(error instanceof TypeError)) throw error;
     throw new TypeError(
-      `defaultSerialize: \`data\` must be JSON-serializable, got ${show(data)} (${error.message})`,
+      `defaultSerialize: \`data\` must be JSON-serializable, got ${describeValue(data)} (${error.message})`,
       { cause: error },
     );
   }
   if (json === undefined) {
-    throw new TypeError(`defaultSerialize: \`data\` must be JSON-serializable, got ${show(data)}`);
+    throw new TypeError(`defaultSerialize: \`data\` must be JSON-serializable, got ${describeValue(data)}`);
   }
   return json;
 };
@@ -110,16 +112,16 @@ export function encodeEvent(event: SseEventInput, serialize: Serialize = default
   let out = '';
   if (comment !== undefined) {
     if (typeof comment !== 'string') {
-      throw new TypeError(`encodeEvent: \`comment\` must be a string, got ${show(comment)}`);
+      throw new TypeError(`encodeEvent: \`comment\` must be a string, got ${describeValue(comment)}`);
     }
     out += commentLines(comment);
   }
   if (name !== undefined) {
     if (typeof name !== 'string') {
-      throw new TypeError(`encodeEvent: \`event\` must be a string, got ${show(name)}`);
+      throw new TypeError(`encodeEvent: \`event\` must be a string, got ${describeValue(name)}`);
     }
     if (name.indexOf('\n') !== -1 || name.indexOf('\r') !== -1) {
-      throw new TypeError(`encodeEvent: \`event\` must not contain CR or LF, got ${show(name)}`);
+      throw new TypeError(`encodeEvent: \`event\` must not contain CR or LF, got ${describeValue(name)}`);
     }
     out += `event: ${name}\n`;
   }
@@ -127,10 +129,10 @@ export function encodeEvent(event: SseEventInput, serialize: Serialize = default
     if (typeof id === 'string') {
       // A client ignores an id containing NUL, which would silently break resuming.
       if (id.indexOf('\n') !== -1 || id.indexOf('\r') !== -1 || id.indexOf('\0') !== -1) {
-        throw new TypeError(`encodeEvent: \`id\` must not contain CR, LF or NUL, got ${show(id)}`);
+        throw new TypeError(`encodeEvent: \`id\` must not contain CR, LF or NUL, got ${describeValue(id)}`);
       }
     } else if (!Number.isInteger(id)) {
-      throw new TypeError(`encodeEvent: \`id\` must be a string or an integer, got ${show(id)}`);
+      throw new TypeError(`encodeEvent: \`id\` must be a string or an integer, got ${describeValue(id)}`);
     }
     out += `id: ${id}\n`;
   }
@@ -151,7 +153,7 @@ export function encodeEvent(event: SseEventInput, serialize: Serialize = default
  */
 export function encodeComment(text: string): string {
   if (typeof text !== 'string') {
-    throw new TypeError(`encodeComment: \`text\` must be a string, got ${show(text)}`);
+    throw new TypeError(`encodeComment: \`text\` must be a string, got ${describeValue(text)}`);
   }
   return `${commentLines(text)}\n`;
 }
@@ -164,11 +166,11 @@ export function encodeRetry(ms: number): string {
 function encodeData(data: unknown, serialize: Serialize): string {
   if (typeof data === 'string') return splitLines(data, 'data: ', 'data: ');
   if (typeof serialize !== 'function') {
-    throw new TypeError(`encodeEvent: \`serialize\` must be a function, got ${show(serialize)}`);
+    throw new TypeError(`encodeEvent: \`serialize\` must be a function, got ${describeValue(serialize)}`);
   }
   const text: unknown = serialize(data);
   if (typeof text !== 'string') {
-    throw new TypeError(`encodeEvent: \`serialize\` must return a string, got ${show(text)}`);
+    throw new TypeError(`encodeEvent: \`serialize\` must return a string, got ${describeValue(text)}`);
   }
   return splitLines(text, 'data: ', 'data: ');
 }
@@ -179,7 +181,9 @@ function commentLines(text: string): string {
 
 function retryLine(caller: string, field: string, ms: unknown): string {
   if (typeof ms !== 'number' || !Number.isSafeInteger(ms) || ms < 0) {
-    throw new TypeError(`${caller}: \`${field}\` must be a non-negative safe integer, got ${show(ms)}`);
+    throw new TypeError(
+      `${caller}: \`${field}\` must be a non-negative safe integer, got ${describeValue(ms)}`,
+    );
   }
   return `retry: ${ms}\n`;
 }
@@ -209,39 +213,4 @@ function splitLines(text: string, prefix: string, empty: string): string {
   }
   out += start === text.length ? `${empty}\n` : `${prefix}${text.slice(start)}\n`;
   return out;
-}
-
-const SHOW_MAX = 80;
-
-/** A short, unambiguous rendering of a bad value for error messages: control characters stay visible. */
-function show(value: unknown): string {
-  switch (typeof value) {
-    case 'string':
-      return clip(JSON.stringify(value));
-    case 'number':
-      return Object.is(value, -0) ? '-0' : String(value);
-    case 'bigint':
-      return `${value}n`;
-    case 'symbol':
-      return value.toString();
-    case 'function':
-      return `[Function ${value.name || '(anonymous)'}]`;
-    case 'undefined':
-    case 'boolean':
-      return String(value);
-    default: {
-      if (value === null) return 'null';
-      try {
-        const json: string | undefined = JSON.stringify(value);
-        if (json !== undefined) return clip(json);
-      } catch {
-        // circular or BigInt inside: fall through to the tag
-      }
-      return Object.prototype.toString.call(value);
-    }
-  }
-}
-
-function clip(text: string): string {
-  return text.length > SHOW_MAX ? `${text.slice(0, SHOW_MAX - 1)}…` : text;
 }

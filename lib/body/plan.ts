@@ -1,17 +1,12 @@
 import type { Readable, Writable } from 'node:stream';
 import { types } from 'node:util';
-import { BodyWriterSource } from './body-writer';
+import { releaseIterable } from '../core/release';
+import type { StreamContext } from '../core/response';
+import { describeValue, hasMethod, ignore, isPlainObject } from '../core/util';
+import type { ChunkSource } from '../core/write-loop';
 import { type FileBody, isFileBody } from './file';
-import { describeValue, ignore, isPlainObject, isPromiseLike } from './internal/util';
-import type { AnyRequest, AnyResponse } from './response';
-import type { ChunkSource } from './write-loop';
-
-/** What a streaming producer is handed: its signal aborts when the client leaves or the stream fails. */
-export interface StreamContext {
-  readonly signal: AbortSignal;
-  readonly req: AnyRequest;
-  readonly res: AnyResponse;
-}
+import { BodyWriterSource } from './function-body';
+import { readableSource } from './readable-source';
 
 /** A function body, Pedestal's and Ring's writer function: the response ends when `out` ends. */
 export type BodyFunction = (out: Writable, ctx: StreamContext) => void | Promise<void>;
@@ -154,62 +149,6 @@ function readablePlan(stream: Readable): StreamPlan {
   };
 }
 
-/**
- * Pulls a Node Readable with `read()`: buffered chunks are handed over synchronously, and the body is
- * done at `'end'` — the stream's async iterator only finishes at `'close'`, which for a file comes after
- * its descriptor closed, late enough for a client that already has every byte to hang up first.
- */
-export function readableSource(stream: Readable, itemName: string): ChunkSource {
-  let wake: (() => void) | undefined;
-  let failure: { error: unknown } | undefined;
-  let ended = false;
-  const wakeUp = () => {
-    const resume = wake;
-    wake = undefined;
-    resume?.();
-  };
-  const onEnd = () => {
-    ended = true;
-    wakeUp();
-  };
-  const onError = (error: unknown) => {
-    failure = { error };
-    wakeUp();
-  };
-  stream.on('readable', wakeUp);
-  stream.on('end', onEnd);
-  stream.on('error', onError);
-  stream.on('close', wakeUp);
-  const detach = () => {
-    stream.off('readable', wakeUp);
-    stream.off('end', onEnd);
-    stream.off('error', onError);
-    stream.off('close', wakeUp);
-  };
-  const next = (): IteratorResult<unknown> | Promise<IteratorResult<unknown>> => {
-    const chunk: unknown = stream.read();
-    if (chunk !== null) return { done: false, value: chunk };
-    if (failure) throw failure.error;
-    if (stream.errored) throw stream.errored;
-    if (ended || stream.readableEnded) {
-      detach();
-      return { done: true, value: undefined };
-    }
-    if (stream.closed) throw new Error('the Readable was destroyed before it ended');
-    return new Promise<void>((resolve) => {
-      wake = resolve;
-    }).then(next);
-  };
-  return {
-    itemName,
-    next,
-    release: () => {
-      detach();
-      stream.destroy();
-    },
-  };
-}
-
 function webStreamPlan(stream: ReadableStream<unknown>, type: string, length?: number): StreamPlan {
   if (stream.locked)
     throw new TypeError('res.stream: the ReadableStream is locked (a reader already holds it)');
@@ -301,35 +240,6 @@ function iterablePlan(iterable: Iterable<unknown>): StreamPlan {
     };
   };
   return { kind: 'stream', type: BINARY_TYPE, open, dispose: () => open().release() };
-}
-
-/**
- * Lets go of an iterable source: a channel (anything with `close()`) is closed directly, because
- * `return()` would queue behind a pending take; then the iterator is `return()`ed. Never throws.
- */
-export function releaseIterable(source: unknown, iterator?: { return?(): unknown }): void {
-  for (const release of [
-    () => (hasMethod(source, 'close') ? (source as { close(): unknown }).close() : undefined),
-    () => iterator?.return?.(),
-  ]) {
-    try {
-      const result = release();
-      if (isPromiseLike(result)) result.then(ignore, ignore);
-    } catch {
-      // The producer's own clean-up failed; the response is already being torn down.
-    }
-  }
-}
-
-function hasMethod<K extends PropertyKey>(
-  value: unknown,
-  key: K,
-): value is Record<K, (...args: never[]) => unknown> {
-  return (
-    (typeof value === 'object' || typeof value === 'function') &&
-    value !== null &&
-    typeof (value as Record<K, unknown>)[key] === 'function'
-  );
 }
 
 function hasTag(value: unknown, tag: string): boolean {

@@ -1,7 +1,6 @@
-import { types } from 'node:util';
-import { createDebug } from './internal/debug';
-import { describeValue, ignore, isPromiseLike } from './internal/util';
+import { createDebug } from './debug';
 import { isHttp2, isResponseGone, type ResponseLike } from './response';
+import { ignore } from './util';
 
 const debug = createDebug('write');
 
@@ -10,19 +9,6 @@ export type StreamOutcome = 'finished' | 'aborted' | 'errored';
 
 /** What a waiting write or read resolves to when the client has gone away meanwhile. */
 export const GONE: unique symbol = Symbol('express-streaming.gone');
-
-/**
- * A pull source of body chunks: every body type (Readable, web stream, iterator, channel, function
- * writer) is turned into one of these so that a single loop writes them all.
- */
-export interface ChunkSource {
-  /** The next chunk, or `done`; may answer synchronously (sync iterables). */
-  next(): PromiseLike<IteratorResult<unknown>> | IteratorResult<unknown>;
-  /** Lets go of the producer at once (destroy, cancel, return, close); idempotent, never throws. */
-  release(reason?: unknown): void;
-  /** What one item is called in error messages, e.g. "iterable item". */
-  readonly itemName: string;
-}
 
 type WriterState = 'open' | 'ending' | 'done';
 
@@ -34,8 +20,8 @@ type WriterState = 'open' | 'ending' | 'done';
  */
 export class ResponseWriter {
   readonly res: ResponseLike;
-  /** Called once when the client goes away before the end, to release the producer. */
-  onAbort: (() => void) | undefined;
+  /** What {@link whenAborted} registered: usually one hook, so no array until a second arrives. */
+  #abortHooks: (() => void) | Array<() => void> | undefined;
   readonly #controller = new AbortController();
   readonly #flush: (() => void) | undefined;
   #gone = false;
@@ -53,6 +39,18 @@ export class ResponseWriter {
     res.on('close', this.#handleClose);
     res.on('error', this.#handleError);
     res.on('finish', this.#handleFinish);
+  }
+
+  /**
+   * Runs `hook` once if the response is over before its end was written (the client left, or the app
+   * ended or destroyed it itself): that is where a producer is released. Hooks add up, so two users of
+   * one writer never replace each other's.
+   */
+  whenAborted(hook: () => void): void {
+    const hooks = this.#abortHooks;
+    if (hooks === undefined) this.#abortHooks = hook;
+    else if (typeof hooks === 'function') this.#abortHooks = [hooks, hook];
+    else hooks.push(hook);
   }
 
   /** Aborted when the client leaves, or when the stream fails. */
@@ -197,10 +195,17 @@ export class ResponseWriter {
     const drain = this.#drain;
     this.#drain = undefined;
     drain?.resolve(false);
-    if (wasOpen && outcome === 'aborted') this.onAbort?.();
+    if (wasOpen && outcome === 'aborted') this.#runAbortHooks();
     const settle = this.#settle;
     this.#settle = undefined;
     settle?.(outcome);
+  }
+
+  #runAbortHooks(): void {
+    const hooks = this.#abortHooks;
+    this.#abortHooks = undefined;
+    if (typeof hooks === 'function') hooks();
+    else if (hooks !== undefined) for (const hook of hooks) hook();
   }
 
   #removeListeners(): void {
@@ -209,36 +214,6 @@ export class ResponseWriter {
     this.res.off('drain', this.#handleDrain);
     this.res.off('finish', this.#handleFinish);
   }
-}
-
-/** A chunk as the response accepts it; anything else is a programmer error named in a TypeError. */
-export function toChunk(value: unknown, itemName: string): string | Uint8Array {
-  if (typeof value === 'string' || types.isUint8Array(value)) return value;
-  if (types.isAnyArrayBuffer(value)) return new Uint8Array(value);
-  throw new TypeError(`${itemName} must be a string or a Uint8Array, got ${describeValue(value)}`);
-}
-
-/**
- * The one write loop every streamed body goes through: pull a chunk, write it, flush, wait for
- * `'drain'` when the socket is full — every wait raced with the client leaving, which releases the
- * source at once. Errors are thrown to the caller, which knows how to report them.
- */
-export async function pump(writer: ResponseWriter, source: ChunkSource): Promise<StreamOutcome> {
-  writer.onAbort = () => source.release(writer.signal.reason);
-  if (writer.gone) {
-    source.release(writer.signal.reason);
-    return 'aborted';
-  }
-  for (;;) {
-    const pending = source.next();
-    const step = isPromiseLike(pending) ? await writer.untilGone(pending) : pending;
-    if (step === GONE || writer.gone) return 'aborted';
-    if (step.done) break;
-    const chunk = toChunk(step.value, source.itemName);
-    if (chunk.length === 0) continue;
-    if (!writer.write(chunk) && !(await writer.drained())) return 'aborted';
-  }
-  return writer.end();
 }
 
 /** The pending side of {@link ResponseWriter.untilGone}: settled by the awaited value or by GONE, first wins. */

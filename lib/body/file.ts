@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import send, { type SendOptions } from 'send';
-import { describeValue } from './internal/util';
+import { describeValue } from '../core/util';
 
 const FILE_BODY = Symbol.for('express-streaming.file');
 

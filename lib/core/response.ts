@@ -6,6 +6,13 @@ export type AnyRequest = IncomingMessage | Http2ServerRequest;
 /** A response as node:http or node:http2's compatibility API gives it (Express and Connect ones included). */
 export type AnyResponse = ServerResponse | Http2ServerResponse;
 
+/** What a streaming producer is handed: its signal aborts when the client leaves or the stream fails. */
+export interface StreamContext {
+  readonly signal: AbortSignal;
+  readonly req: AnyRequest;
+  readonly res: AnyResponse;
+}
+
 /**
  * The part of a response the library uses, common to HTTP/1 and HTTP/2's compatibility API.
  * `flush` is what `compression()` adds (zlib buffers until told to flush); without it, it is absent.

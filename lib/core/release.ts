@@ -1,0 +1,20 @@
+import { hasMethod, ignore, isPromiseLike } from './util';
+
+/**
+ * Lets go of an iterable source: a channel (anything with `close()`) is closed directly, because
+ * `return()` would queue behind a pending take; then the iterator is `return()`ed. Never throws, and
+ * a rejected `return()` is swallowed: the response is already being torn down.
+ */
+export function releaseIterable(source: unknown, iterator?: { return?(): unknown }): void {
+  attempt(() => (hasMethod(source, 'close') ? (source as { close(): unknown }).close() : undefined));
+  attempt(() => iterator?.return?.());
+}
+
+function attempt(release: () => unknown): void {
+  try {
+    const result = release();
+    if (isPromiseLike(result)) result.then(ignore, ignore);
+  } catch {
+    // The producer's own clean-up failed; the response is already being torn down.
+  }
+}

@@ -1,0 +1,31 @@
+import { releaseIterable } from '../core/release';
+import { describeValue, ignore } from '../core/util';
+import type { SseConnection } from './connection';
+import type { SseEventInput } from './encoder';
+import { type SseReadyFunction, type SseSource, SseSubscription } from './types';
+
+/** How a source feeds a stream; validated before the response head goes out. */
+export function sourceAttacher<D>(source: SseSource<D> | undefined): {
+  start(stream: SseConnection<D>): void;
+  dispose(): void;
+} {
+  if (source === undefined || source === null) return { start: ignore, dispose: ignore };
+  if (typeof (source as Partial<SseSubscription<D>>)[SseSubscription] === 'function') {
+    const subscription = source as SseSubscription<D>;
+    return { start: (stream) => stream.runSubscription(subscription), dispose: ignore };
+  }
+  if (typeof (source as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function') {
+    const iterable = source as AsyncIterable<SseEventInput<D>>;
+    return {
+      start: (stream) => stream.consume(iterable),
+      dispose: () => releaseIterable(iterable, undefined),
+    };
+  }
+  if (typeof source === 'function') {
+    const ready = source as SseReadyFunction<D>;
+    return { start: (stream) => stream.runReadyFunction(ready), dispose: ignore };
+  }
+  throw new TypeError(
+    `res.sse: expected the source to be a function (events, ctx), a Channel or AsyncIterable of events, or a hub subscription, got ${describeValue(source)}`,
+  );
+}
