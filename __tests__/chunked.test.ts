@@ -933,7 +933,7 @@ describe('chunked(options)', () => {
       [
         'coalesce.maxDelayMs',
         { coalesce: { maxDelayMs: -1 } },
-        /expected `coalesce.maxDelayMs` to be a finite number >= 0, got number \(-1\)/,
+        /expected `coalesce.maxDelayMs` to be a number from 0 to 2147483647, got number \(-1\)/,
       ],
       [
         'coalesce.maxBytes',

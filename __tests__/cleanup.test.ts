@@ -1,12 +1,32 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import vm from 'node:vm';
-import { file, type StreamBody, type StreamContext, type StreamOutcome, streamBody } from '../lib';
-import { abortAfter, type Handler, listen, nodeHttpFramework, type Running } from './helpers/servers';
-import { until } from './helpers/wait';
+import zlib from 'node:zlib';
+import compression from 'compression';
+import {
+  type ChunkedResponse,
+  chunked,
+  file,
+  type SseResponse,
+  type StreamBody,
+  type StreamContext,
+  type StreamOutcome,
+  sseChannel,
+  streamBody,
+} from '../lib';
+import {
+  abortAfter,
+  type Handler,
+  httpGet,
+  listen,
+  nodeHttpFramework,
+  type Running,
+} from './helpers/servers';
+import { deferred, until } from './helpers/wait';
 
 /** Node's own process: jest hands tests a copy, on which Node never emits 'warning'. */
 const nodeProcess = vm.runInThisContext('process') as NodeJS.Process;
@@ -165,6 +185,101 @@ describe('clean-up', () => {
     it('no MaxListenersExceededWarning was emitted', async () => {
       await new Promise((resolve) => setImmediate(resolve));
       expect(maxListenersWarnings()).toEqual([]);
+    });
+  });
+
+  describe('under compression(), on a long compressed stream', () => {
+    // compression() moves 'drain' listeners onto its zlib stream; incompressible bytes make zlib's
+    // buffer fill on every write, so every chunk waits for a drain.
+    const CHUNKS = 256;
+    const chunk = () => crypto.randomBytes(64 * 1024);
+    const helpers: Array<[string, (res: http.ServerResponse, sample: () => void) => Promise<unknown>]> = [
+      [
+        'res.stream',
+        (res, sample) =>
+          (res as Res).stream(
+            (async function* () {
+              for (let i = 0; i < CHUNKS; i++) {
+                sample();
+                yield chunk();
+              }
+            })(),
+          ),
+      ],
+      [
+        'res.chunk',
+        async (res, sample) => {
+          for (let i = 0; i < CHUNKS; i++) {
+            sample();
+            await (res as unknown as ChunkedResponse).chunk(chunk());
+          }
+          res.end();
+        },
+      ],
+      [
+        'res.sse',
+        async (res, sample) => {
+          const stream = (res as unknown as SseResponse).sse();
+          for (let i = 0; i < CHUNKS; i++) {
+            sample();
+            await stream.send(chunk().toString('base64'));
+          }
+          stream.close();
+        },
+      ],
+    ];
+
+    it.each(helpers)('%s keeps one drain listener per response, however many waits', async (_name, write) => {
+      // zlib's exports are read-only (jest.spyOn cannot assign them) but configurable.
+      const createGzip = zlib.createGzip;
+      const gzips: zlib.Gzip[] = [];
+      Object.defineProperty(zlib, 'createGzip', {
+        configurable: true,
+        value: (options?: zlib.ZlibOptions) => {
+          const gzip = createGzip(options);
+          gzips.push(gzip);
+          return gzip;
+        },
+      });
+      let most = 0;
+      const sample = () => {
+        most = Math.max(most, gzips[0]?.listenerCount('drain') ?? 0);
+      };
+      const done = deferred();
+      const app = await nodeHttpFramework.listen({
+        use: [
+          compression({ threshold: 0 }) as unknown as Handler,
+          streamBody() as unknown as Handler,
+          chunked() as unknown as Handler,
+          sseChannel({
+            retryMs: null,
+            bufferBytes: null,
+            headers: { 'Cache-Control': 'no-cache' },
+          }) as unknown as Handler,
+        ],
+        routes: {
+          '/': (_req, res) => {
+            res.setHeader('Content-Type', 'text/plain');
+            res.setHeader('Cache-Control', 'no-cache');
+            void write(res, sample).then(() => done.resolve());
+          },
+        },
+      });
+      try {
+        const got = await httpGet(`${app.url}/`, { headers: { 'Accept-Encoding': 'gzip' } });
+        await done.promise;
+        expect(got.complete).toBe(true);
+        expect(got.headers['content-encoding']).toBe('gzip');
+        expect(zlib.gunzipSync(got.body).length).toBeGreaterThanOrEqual(CHUNKS * 64 * 1024);
+        expect(gzips).toHaveLength(1);
+        // compression()'s own, and the writer's one
+        expect(most).toBeLessThanOrEqual(2);
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(maxListenersWarnings()).toEqual([]);
+      } finally {
+        Object.defineProperty(zlib, 'createGzip', { configurable: true, value: createGzip });
+        await app.close();
+      }
     });
   });
 

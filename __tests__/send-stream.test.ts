@@ -106,6 +106,26 @@ describe('sendStream(res, body, options?)', () => {
       expect(outcomes).toEqual(['finished']);
     });
 
+    it("streams after the app's own writeHead() (Node's fast path, where hasHeader() says nothing)", async () => {
+      const { outcomes } = recorder();
+      const app = await serveNodeHttp((_req, res) => {
+        res.writeHead(200, { 'Content-Type': 'text/csv' });
+        void sendStream(
+          res,
+          (async function* () {
+            yield 'a,b\n';
+            yield '1,2\n';
+          })(),
+        ).then((o) => outcomes.push(o));
+      });
+      const raw = await rawRequest(app.port, '/');
+      expect(raw.headers['content-type']).toBe('text/csv');
+      expect(raw.terminated).toBe(true);
+      expect(raw.body.toString()).toBe('a,b\n1,2\n');
+      await until(() => outcomes.length === 1, 'outcome');
+      expect(outcomes).toEqual(['finished']);
+    });
+
     it('answers an error before the first byte with err.status and its status text, as plain text', async () => {
       const { outcomes, heard, onError } = recorder();
       const error = httpError('the secret reason', { status: 410 });

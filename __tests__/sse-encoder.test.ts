@@ -275,13 +275,13 @@ describe('encodeEvent(event)', () => {
   describe('serialize option', () => {
     const upper = (data: unknown) => JSON.stringify(data).toUpperCase();
 
-    it('should serialise non-string data, bare or in an event', () => {
+    it('should serialize non-string data, bare or in an event', () => {
       expect(encodeEvent({ a: 'b' }, upper)).toBe('data: {"A":"B"}\n\n');
       expect(encodeEvent({ event: 'e', data: [1, 'x'] }, upper)).toBe('event: e\ndata: [1,"X"]\n\n');
     });
 
     it('should not be called for string data', () => {
-      const serialize = jest.fn(() => 'serialised');
+      const serialize = jest.fn(() => 'serialized');
       expect(encodeEvent('raw', serialize)).toBe('data: raw\n\n');
       expect(encodeEvent({ data: 'raw' }, serialize)).toBe('data: raw\n\n');
       expect(serialize).not.toHaveBeenCalled();

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import zlib from 'node:zlib';
 import compression from 'compression';
 import connect from 'connect';
@@ -482,6 +483,37 @@ describe('sseChannel(options)', () => {
       expect(closes).toEqual(['slow']);
     });
 
+    it.each([
+      ['close', ['slow'], true],
+      ['drop', [], false],
+    ] as const)(
+      "holds the cap for a first event bigger than bufferBytes ('%s'): never queued, RSS flat",
+      async (onSlowClient, expectedCloses, closed) => {
+        const closes: SseCloseReason[] = [];
+        const results: boolean[] = [];
+        let stream: SseStream | undefined;
+        let response: SseRes | undefined;
+        const big = 'b'.repeat(8 * 1024 * 1024);
+        const app = await serve(
+          { retryMs: null, bufferBytes: 1024 * 1024, onSlowClient, onClose: (r) => closes.push(r) },
+          {
+            '/': (_req, res) => {
+              response = res;
+              stream = res.sse();
+              void stream.send(big).then((ok) => results.push(ok));
+            },
+          },
+        );
+        const client = paused(app.port);
+        await until(() => results.length === 1, 'the send to settle');
+        expect(results).toEqual([false]);
+        expect(closes).toEqual(expectedCloses);
+        expect(stream?.closed).toBe(closed);
+        expect(response?.writableLength ?? 0).toBeLessThan(1024 * 1024);
+        client.close();
+      },
+    );
+
     it("drops events past bufferBytes and keeps the stream ('drop')", async () => {
       const results: boolean[] = [];
       let stream: SseStream | undefined;
@@ -649,6 +681,158 @@ describe('sseChannel(options)', () => {
     });
   });
 
+  describe('when the stream ends before it starts, or is ended by the app', () => {
+    it.each(frameworks)(
+      'answers HEAD ($name) with the SSE head and an end: the source is disposed unstarted, onClose runs, keep-alive goes on',
+      async (framework) => {
+        const closes: SseCloseReason[] = [];
+        let readyCalls = 0;
+        const app = await framework.listen({
+          use: [sseChannel({ retryMs: 1000, onClose: (r) => closes.push(r) }) as unknown as Handler],
+          routes: {
+            '/': (_req, res) =>
+              void (res as SseRes).sse(() => {
+                readyCalls++;
+              }),
+          },
+        });
+        const socket = net.connect(app.port, '127.0.0.1');
+        let received = '';
+        socket.on('data', (data) => {
+          received += data.toString('latin1');
+        });
+        socket.write('HEAD / HTTP/1.1\r\nHost: x\r\n\r\n');
+        await until(() => received.includes('\r\n\r\n'), 'the HEAD response');
+        expect(received).toMatch(/^HTTP\/1\.1 200 /);
+        expect(received).toMatch(/content-type: text\/event-stream/i);
+        expect(received.slice(received.indexOf('\r\n\r\n') + 4)).toBe('');
+        // the same keep-alive connection answers the next request
+        socket.write('GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        await until(() => (received.match(/HTTP\/1\.1 /g) ?? []).length === 2, 'the next response');
+        socket.destroy();
+        expect(readyCalls).toBe(0);
+        expect(closes).toEqual(['server']);
+      },
+    );
+
+    it.each(frameworks)(
+      "tears down at once ($name) when the client left before res.sse(): onClose('client'), nothing started, size 0",
+      async (framework) => {
+        const closes: SseCloseReason[] = [];
+        let readyCalls = 0;
+        let arrived = false;
+        let stream: SseStream | undefined;
+        const channel = new Channel<string>();
+        const middleware = sseChannel({ onClose: (r) => closes.push(r) });
+        const app = await framework.listen({
+          use: [middleware as unknown as Handler],
+          routes: {
+            '/ready': (_req, res) => {
+              arrived = true;
+              res.once('close', () => {
+                stream = (res as SseRes).sse(() => {
+                  readyCalls++;
+                });
+              });
+            },
+            '/channel': (_req, res) => {
+              arrived = true;
+              res.once('close', () => void (res as SseRes).sse(channel));
+            },
+          },
+        });
+        for (const path of ['/ready', '/channel']) {
+          arrived = false;
+          const socket = net.connect(app.port, '127.0.0.1');
+          socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+          await until(() => arrived, 'the request');
+          socket.destroy();
+        }
+        await until(() => closes.length === 2, 'two closes');
+        expect(closes).toEqual(['client', 'client']);
+        expect(readyCalls).toBe(0);
+        expect(channel.closed).toBe(true);
+        expect(stream?.closed).toBe(true);
+        await expect(stream?.send('late')).resolves.toBe(false);
+        expect(middleware.size).toBe(0);
+      },
+    );
+
+    it.each(frameworks)(
+      "tears down ($name) when the app ends the response itself: onClose('server'), the source released",
+      async (framework) => {
+        const closes: SseCloseReason[] = [];
+        let returned = false;
+        const middleware = sseChannel({ retryMs: null, heartbeatMs: 10, onClose: (r) => closes.push(r) });
+        const app = await framework.listen({
+          use: [middleware as unknown as Handler],
+          routes: {
+            '/': (_req, res) => {
+              (res as SseRes).sse(
+                (async function* () {
+                  try {
+                    for (;;) {
+                      yield 'tick';
+                      await sleep(5);
+                    }
+                  } finally {
+                    returned = true;
+                  }
+                })(),
+              );
+              setTimeout(() => res.end(), 40);
+            },
+          },
+        });
+        const client = raw(app.port, '/');
+        await client.waitEnded();
+        await until(() => returned && closes.length === 1, 'the source released and onClose');
+        expect(closes).toEqual(['server']);
+        expect(client.terminated).toBe(true);
+        // nothing was written after the final chunk
+        expect(client.body.endsWith('\n\n')).toBe(true);
+        expect(middleware.size).toBe(0);
+      },
+    );
+  });
+
+  describe('request targets and sources an adversary sends', () => {
+    it.each([
+      ['http://a:99999/sse?lastEventId=1', '1'],
+      ['//?lastEventId=1', '1'],
+      ['/?lastEventId=a%20b#frag', 'a b'],
+    ])(
+      'opens a stream for the request target %s without crashing, reading the id from its query',
+      async (target, id) => {
+        const ids: Array<string | undefined> = [];
+        const middleware = sseChannel({ retryMs: null });
+        const server = http.createServer((req, res) =>
+          middleware(req, res, () => {
+            ids.push((res as SseRes).sse().lastEventId);
+          }),
+        );
+        const app = await listen(server);
+        const client = raw(app.port, target);
+        await until(() => client.head !== '', 'the head');
+        expect(client.head).toMatch(/^HTTP\/1\.1 200 /);
+        expect(ids).toEqual([id]);
+      },
+    );
+
+    it("tears a locked ReadableStream source down with onClose('error'), no unhandled rejection", async () => {
+      const closes: SseCloseReason[] = [];
+      const locked = new ReadableStream<string>();
+      locked.getReader();
+      const app = await serve(
+        { retryMs: null, onClose: (r) => closes.push(r) },
+        { '/': (_req, res) => void res.sse(locked as unknown as AsyncIterable<string>) },
+      );
+      const client = raw(app.port, '/');
+      await client.waitClosed();
+      expect(closes).toEqual(['error']);
+    });
+  });
+
   describe('closeAll({ retryMs })', () => {
     it('sends every open stream a jittered retry and ends it', async () => {
       const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse() });
@@ -663,6 +847,49 @@ describe('sseChannel(options)', () => {
         expect(client.terminated).toBe(true);
       }
       expect(app.middleware.size).toBe(0);
+    });
+  });
+
+  describe('closeAll({ retryMs, graceMs })', () => {
+    it('resolves within graceMs even when a client stopped reading: what has not finished is destroyed', async () => {
+      const closes: SseCloseReason[] = [];
+      const app = await serve(
+        { retryMs: null, bufferBytes: null, writeTimeoutMs: null, onClose: (r) => closes.push(r) },
+        {
+          '/stalled': (_req, res) => {
+            const stream = res.sse();
+            // 32 MiB: more than the kernel's socket buffers on both ends can hold
+            const event = 'q'.repeat(256 * 1024);
+            for (let i = 0; i < 128; i++) void stream.send(event);
+          },
+          '/reading': (_req, res) => {
+            void res.sse();
+          },
+        },
+      );
+      const stalled = raw(app.port, '/stalled');
+      stalled.socket.pause();
+      await until(() => app.middleware.size === 1, 'the stalled stream');
+      const reading = raw(app.port, '/reading');
+      await until(() => app.middleware.size === 2, 'two streams');
+      const started = Date.now();
+      await app.middleware.closeAll({ retryMs: 1000, graceMs: 200 });
+      const took = Date.now() - started;
+      expect(took).toBeGreaterThanOrEqual(190);
+      expect(took).toBeLessThan(2000);
+      await reading.waitEnded();
+      expect(reading.terminated).toBe(true);
+      expect(reading.closed).toBe(false);
+      // the stalled client's end could never be handed to the OS: it was cut off before it
+      stalled.socket.resume();
+      await stalled.waitClosed(10_000);
+      expect(stalled.terminated).toBe(false);
+      expect(closes).toEqual(['server', 'server']);
+    });
+
+    it('rejects a graceMs a timer cannot wait', async () => {
+      const app = await serve({}, {});
+      expect(() => app.middleware.closeAll({ graceMs: 2 ** 31 })).toThrow(/graceMs/);
     });
   });
 
@@ -764,6 +991,8 @@ describe('sseChannel(options)', () => {
   describe('options', () => {
     it.each([
       [{ heartbeatMs: 0 }, /heartbeatMs/],
+      [{ heartbeatMs: 2 ** 31 }, /`heartbeatMs` to be a positive number of milliseconds up to 2147483647/],
+      [{ writeTimeoutMs: 2 ** 31 }, /writeTimeoutMs.*2147483647/],
       [{ heartbeatMs: 'fast' }, /heartbeatMs.*string/],
       [{ retryMs: -1 }, /retryMs/],
       [{ bufferBytes: 1.5 }, /bufferBytes/],

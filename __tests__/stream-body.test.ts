@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import fs from 'node:fs';
 import type http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { PassThrough, Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -14,15 +15,18 @@ import {
   StreamableBody,
   type StreamBody,
   type StreamContext,
+  type StreamOptions,
   type StreamOutcome,
   streamBody,
 } from '../lib';
 import { abortAfter, closeAll, frameworks, type Handler, httpGet, rawRequest } from './helpers/servers';
-import { deferred, until, untilStable } from './helpers/wait';
+import { deferred, sleep, until, untilStable } from './helpers/wait';
 
 const FILES = path.join(__dirname, 'fixtures', 'files');
 
-type Res = http.ServerResponse & { stream(body: StreamBody, options?: object): Promise<StreamOutcome> };
+type Res = http.ServerResponse & {
+  stream(body: StreamBody, options?: StreamOptions): Promise<StreamOutcome>;
+};
 
 /** A route that streams what `make()` returns and records the promise's outcome. */
 function streams(
@@ -500,6 +504,335 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
     });
   });
 
+  describe('when the client left before res.stream() was called', () => {
+    it('resolves "aborted" and releases the body unstarted', async () => {
+      const outcomes: StreamOutcome[] = [];
+      let arrived = false;
+      let released = false;
+      const app = await serve({
+        '/': (_req, res) => {
+          arrived = true;
+          // The handler awaited something first; by then the client had left.
+          res.once('close', () => {
+            const rows = (async function* () {
+              try {
+                yield 'never';
+              } finally {
+                released = true;
+              }
+            })();
+            void rows.next().then(() => (res as Res).stream(rows).then((outcome) => outcomes.push(outcome)));
+          });
+        },
+      });
+      const socket = net.connect(app.port, '127.0.0.1');
+      socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      await until(() => arrived, 'the request to arrive');
+      socket.destroy();
+      await until(() => outcomes.length === 1, 'the outcome');
+      expect(outcomes).toEqual(['aborted']);
+      expect(released).toBe(true);
+    });
+  });
+
+  describe('when the app ends the response itself mid-stream', () => {
+    it('releases a generator (its finally runs), aborts ctx.signal and resolves "aborted"', async () => {
+      const outcomes: StreamOutcome[] = [];
+      let cleanedUp = false;
+      const app = await serve({
+        '/': (_req, res) => {
+          setTimeout(() => res.end(), 50);
+          void (res as Res)
+            .stream(
+              (async function* () {
+                try {
+                  for (;;) {
+                    yield 'tick\n';
+                    await sleep(5);
+                  }
+                } finally {
+                  cleanedUp = true;
+                }
+              })(),
+            )
+            .then((outcome) => outcomes.push(outcome));
+        },
+      });
+      await rawRequest(app.port, '/');
+      await until(() => cleanedUp && outcomes.length === 1, 'the generator released and the outcome');
+      expect(outcomes).toEqual(['aborted']);
+    });
+
+    it('destroys a Readable and aborts a function body signal', async () => {
+      const readable = new PassThrough();
+      readable.write('first');
+      let signal: AbortSignal | undefined;
+      const app = await serve({
+        '/readable': (_req, res) => {
+          setTimeout(() => res.end(), 30);
+          void (res as Res).stream(readable);
+        },
+        '/function': (_req, res) => {
+          setTimeout(() => res.end(), 30);
+          void (res as Res).stream((out: Writable, ctx: StreamContext) => {
+            signal = ctx.signal;
+            out.write('open');
+          });
+        },
+      });
+      await rawRequest(app.port, '/readable');
+      await rawRequest(app.port, '/function');
+      await until(() => readable.destroyed && signal?.aborted === true, 'Readable destroyed, signal aborted');
+    });
+  });
+
+  describe('when a source fails while it is released', () => {
+    it('survives a Readable whose destroy emits an error (a cursor whose close fails)', async () => {
+      const outcomes: StreamOutcome[] = [];
+      const app = await serve({
+        '/': streams(
+          () =>
+            Readable.from(
+              (async function* () {
+                try {
+                  for (;;) {
+                    yield 'row\n';
+                    await sleep(5);
+                  }
+                } finally {
+                  // biome-ignore lint/correctness/noUnsafeFinally: the adversarial case under test
+                  throw new Error('cursor close failed');
+                }
+              })(),
+            ),
+          outcomes,
+        ),
+        '/ok': streams(() => 'ok'),
+      });
+      await abortAfter(app.port, '/', (bytes) => bytes.includes('row'));
+      await until(() => outcomes.length === 1, 'the outcome');
+      expect(outcomes).toEqual(['aborted']);
+      // the process is still up and answering
+      expect((await rawRequest(app.port, '/ok')).body.toString()).toBe('ok');
+    });
+
+    it("survives a Readable that emits 'error' just after 'end'", async () => {
+      const outcomes: StreamOutcome[] = [];
+      const app = await serve({
+        '/': streams(() => {
+          const stream = new Readable({ read() {} });
+          stream.push('all of it');
+          stream.push(null);
+          stream.once('end', () => setImmediate(() => stream.emit('error', new Error('late failure'))));
+          return stream;
+        }, outcomes),
+      });
+      const got = await httpGet(`${app.url}/`);
+      expect(got.complete).toBe(true);
+      expect(got.body.toString()).toBe('all of it');
+      await until(() => outcomes.length === 1, 'the outcome');
+      await sleep(20);
+      expect(outcomes).toEqual(['finished']);
+    });
+
+    it('survives a Readable piped into a function body failing when it is destroyed on abort', async () => {
+      const app = await serve({
+        '/': streams(() => (out: Writable) => {
+          const source = new Readable({
+            read() {
+              this.push('piped\n');
+            },
+            destroy(_error, callback) {
+              callback(new Error('close failed'));
+            },
+          });
+          source.pipe(out);
+        }),
+      });
+      await abortAfter(app.port, '/', (bytes) => bytes.includes('piped'));
+      expect((await rawRequest(app.port, '/', { method: 'HEAD' })).statusLine).toMatch(/ 200 /);
+    });
+
+    it('survives a HEAD request whose unstarted Readable fails as it is disposed of', async () => {
+      const app = await serve({
+        '/': streams(
+          () =>
+            new Readable({
+              read() {},
+              destroy(_error, callback) {
+                callback(new Error('dispose failed'));
+              },
+            }),
+        ),
+      });
+      expect((await rawRequest(app.port, '/', { method: 'HEAD' })).statusLine).toMatch(/ 200 /);
+      expect((await rawRequest(app.port, '/', { method: 'HEAD' })).statusLine).toMatch(/ 200 /);
+    });
+  });
+
+  describe('a slow source that has no close()', () => {
+    it.each([
+      ['ndjson()', (items: AsyncIterable<unknown>) => ndjson(items)],
+      ['jsonArray()', (items: AsyncIterable<unknown>) => jsonArray(items)],
+      ['the iterator itself', (items: AsyncIterable<unknown>) => items as AsyncIterable<string>],
+    ])(
+      'is released through %s as soon as the client leaves, not after its pending next()',
+      async (_name, wrap) => {
+        const cursor = slowCursor('{"id":1}\n');
+        const app = await serve({ '/': streams(() => wrap(cursor)) });
+        await abortAfter(app.port, '/', (bytes) => bytes.includes('id'));
+        const left = Date.now();
+        await until(() => cursor.returnedAt !== undefined, 'the cursor to be returned');
+        // its next() would have taken 3 s
+        expect((cursor.returnedAt ?? 0) - left).toBeLessThan(1000);
+      },
+    );
+  });
+
+  describe('a failure after the head on an HTTP/1.0 connection (nginx upstream default)', () => {
+    it('resets the connection, so the end cannot pass for a clean one', async () => {
+      const app = await serve({ '/': streams(() => failingAfter('partial')) });
+      const ending = await new Promise<{ body: string; how: string }>((resolve) => {
+        const socket = net.connect(app.port, '127.0.0.1');
+        let body = '';
+        socket.on('data', (data) => {
+          body += data.toString('latin1');
+        });
+        socket.on('end', () => resolve({ body, how: 'clean end (FIN)' }));
+        socket.on('error', (error: NodeJS.ErrnoException) => resolve({ body, how: error.code ?? 'error' }));
+        socket.write('GET / HTTP/1.0\r\nHost: x\r\n\r\n');
+      });
+      expect(ending.body).toMatch(/^HTTP\/1\.1 200 /);
+      expect(ending.body).not.toMatch(/transfer-encoding/i);
+      expect(ending.body.endsWith('partial')).toBe(true);
+      expect(ending.how).toBe('ECONNRESET');
+    });
+  });
+
+  describe('after the app committed the head or wrote part of the body itself', () => {
+    it('streams a generator after res.flushHeaders(), with no Content-Type of its own', async () => {
+      const app = await serve({
+        '/': (_req, res) => {
+          res.flushHeaders();
+          void (res as Res).stream(letters());
+        },
+      });
+      const got = await httpGet(`${app.url}/`);
+      expect(got.complete).toBe(true);
+      expect(got.body.toString()).toBe('abc');
+    });
+
+    it('streams the body after what res.write() wrote, for a stream and for a whole body', async () => {
+      const app = await serve({
+        '/stream': (_req, res) => {
+          res.write('x');
+          void (res as Res).stream(letters());
+        },
+        '/whole': (_req, res) => {
+          res.write('x');
+          void (res as Res).stream('yz');
+        },
+      });
+      const streamed = await httpGet(`${app.url}/stream`);
+      expect([streamed.complete, streamed.body.toString()]).toEqual([true, 'xabc']);
+      const whole = await httpGet(`${app.url}/whole`);
+      expect([whole.complete, whole.body.toString()]).toEqual([true, 'xyz']);
+    });
+
+    it('truncates visibly when file() comes after the head was sent, naming why', async () => {
+      const heard: unknown[] = [];
+      const app = await serve({
+        '/': (_req, res) => {
+          res.write('x');
+          void (res as Res).stream(file('name.txt', { root: FILES }), {
+            onError: (error) => heard.push(error),
+          });
+        },
+      });
+      const raw = await rawRequest(app.port, '/');
+      expect(raw.terminated).toBe(false);
+      expect(raw.body.toString()).toBe('x');
+      expect(String(heard[0])).toMatch(
+        /file\(\) sets the response's status and headers, but the head was already sent/,
+      );
+    });
+  });
+
+  describe('what users do by mistake', () => {
+    it('answers a generator function passed uncalled with a 500 that says to call it', async () => {
+      const heard: unknown[] = [];
+      const app = await serve({
+        '/': (_req, res) =>
+          void (res as Res).stream(
+            async function* rows() {
+              yield 'never';
+            } as unknown as StreamBody,
+            { onError: (error) => heard.push(error) },
+          ),
+      });
+      const raw = await rawRequest(app.port, '/');
+      expect(raw.statusLine).toMatch(/ 500 /);
+      expect(String(heard[0])).toContain('call it: res.stream(rows())');
+    });
+
+    it('throws a TypeError at a second res.stream() on the same response', async () => {
+      let thrown: unknown;
+      const app = await serve({
+        '/': (_req, res) => {
+          void (res as Res).stream(letters());
+          try {
+            void (res as Res).stream('again');
+          } catch (error) {
+            thrown = error;
+          }
+        },
+      });
+      const got = await httpGet(`${app.url}/`);
+      expect(got.body.toString()).toBe('abc');
+      expect(thrown).toBeInstanceOf(TypeError);
+      expect(String(thrown)).toMatch(/call res\.stream\(\) once per response/);
+    });
+
+    it('refuses a file path with a lone surrogate at file(), naming it', () => {
+      expect(() => file('report-\ud800.csv', { root: FILES })).toThrow(
+        /file: expected `path` to be well-formed Unicode, got a string \("report-\\ud800\.csv"\)/,
+      );
+    });
+  });
+
+  describe('buffering proxies (X-Accel-Buffering)', () => {
+    it('sends X-Accel-Buffering: no with bodies made over time, not with files or whole bodies', async () => {
+      const app = await serve({
+        '/generator': streams(() => letters()),
+        '/readable': streams(() => Readable.from(['a'])),
+        '/function': streams(() => (out: Writable) => out.end('a')),
+        '/file': streams(() => file('name.txt', { root: FILES })),
+        '/string': streams(() => 'a'),
+        '/blob': streams(() => new Blob(['a'])),
+      });
+      const header = async (route: string) =>
+        (await rawRequest(app.port, route)).headers['x-accel-buffering'] ?? 'unset';
+      expect(await header('/generator')).toBe('no');
+      expect(await header('/readable')).toBe('no');
+      expect(await header('/function')).toBe('no');
+      expect(await header('/file')).toBe('unset');
+      expect(await header('/string')).toBe('unset');
+      expect(await header('/blob')).toBe('unset');
+    });
+
+    it("keeps the app's own X-Accel-Buffering, and the proxy's buffering with proxyBuffering: true", async () => {
+      const app = await serve({
+        '/own': (_req, res) => {
+          res.setHeader('X-Accel-Buffering', 'yes');
+          void (res as Res).stream(letters());
+        },
+        '/option': (_req, res) => void (res as Res).stream(letters(), { proxyBuffering: true }),
+      });
+      expect((await rawRequest(app.port, '/own')).headers['x-accel-buffering']).toBe('yes');
+      expect((await rawRequest(app.port, '/option')).headers['x-accel-buffering']).toBeUndefined();
+    });
+  });
+
   describe('HEAD, 204 and 304', () => {
     it('never starts the producer on HEAD, and disposes of it', async () => {
       let started = false;
@@ -784,6 +1117,42 @@ function closableQueue(
     },
   };
   return channel;
+}
+
+/** A database cursor's shape: rows slow to come (3 s after the first), a return(), no close(). */
+function slowCursor(first: string): AsyncIterable<string> & { returnedAt: number | undefined } {
+  let served = false;
+  let timer: NodeJS.Timeout | undefined;
+  let finish: ((step: IteratorResult<string>) => void) | undefined;
+  const cursor = {
+    returnedAt: undefined as number | undefined,
+    [Symbol.asyncIterator]: () => ({
+      next: (): Promise<IteratorResult<string>> => {
+        if (!served) {
+          served = true;
+          return Promise.resolve({ done: false, value: first });
+        }
+        return new Promise((resolve) => {
+          finish = resolve;
+          timer = setTimeout(() => resolve({ done: false, value: first }), 3000);
+        });
+      },
+      return: (): Promise<IteratorResult<string>> => {
+        cursor.returnedAt ??= Date.now();
+        clearTimeout(timer);
+        finish?.({ done: true, value: undefined });
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    }),
+  };
+  return cursor;
+}
+
+async function* letters(): AsyncGenerator<string> {
+  for (const letter of ['a', 'b', 'c']) {
+    await sleep(2);
+    yield letter;
+  }
 }
 
 function openFileDescriptors(): number {

@@ -13,11 +13,28 @@ export { chunked } from './chunked/chunked';
 export type { ErrorHandler } from './core/errors';
 export type { AnyRequest, AnyResponse, StreamContext } from './core/response';
 export type { StreamOutcome } from './core/writer';
+export { HubClosedError } from './hub/errors';
+export { createHub } from './hub/hub';
+export type { MemoryStoreOptions } from './hub/memory-store';
+export { memoryStore } from './hub/memory-store';
+export type { HubRecord, HubStore, LogPosition, StoredEvent, StoreStats } from './hub/store';
+export type {
+  AnyEvents,
+  Hub,
+  HubEventInput,
+  HubEventMap,
+  HubMessage,
+  HubOptions,
+  HubStats,
+  ResetReason,
+  SubscribeOptions,
+} from './hub/types';
 export type { Serialize, SseEvent, SseEventInput } from './sse/encoder';
 export { defaultSerialize, encodeComment, encodeEvent, encodeRetry, isSseEvent } from './sse/encoder';
 export type { SseOptions, SseStreamOptions } from './sse/options';
 export { sseChannel } from './sse/sse-channel';
 export type {
+  CloseAllOptions,
   SseCloseReason,
   SseContext,
   SseMiddleware,

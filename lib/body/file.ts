@@ -4,6 +4,8 @@ import send, { type SendOptions } from 'send';
 import { describeValue } from '../core/util';
 
 const FILE_BODY = Symbol.for('express-streaming.file');
+/** Half of a UTF-16 surrogate pair standing alone: `encodeURI` throws on it, and no file has such a name. */
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 /** `send`'s options (`root`, `dotfiles`, `maxAge`, `etag`, `lastModified`, `acceptRanges`, …). */
 export type FileOptions = SendOptions;
@@ -27,6 +29,11 @@ export interface FileBody {
 export function file(path: string, options: FileOptions = {}): FileBody {
   if (typeof path !== 'string' || path.length === 0) {
     throw new TypeError(`file: expected \`path\` to be a non-empty string, got ${describeValue(path)}`);
+  }
+  if (LONE_SURROGATE.test(path)) {
+    throw new TypeError(
+      `file: expected \`path\` to be well-formed Unicode, got ${describeValue(path)} (a lone surrogate cannot name a file)`,
+    );
   }
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`file: expected \`options\` to be an object, got ${describeValue(options)}`);

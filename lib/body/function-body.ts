@@ -71,7 +71,10 @@ export class BodyWriterSource implements ChunkSource {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    for (const source of this.#piped) source.destroy();
+    for (const source of this.#piped) {
+      source.on('error', ignore);
+      source.destroy();
+    }
     this.#piped.clear();
     this.out.destroy();
   }

@@ -1,26 +1,45 @@
 import { releaseIterable } from '../core/release';
-import { describeValue } from '../core/util';
+import { describeValue, isGeneratorFunction, uncalledGenerator } from '../core/util';
 import { BodyContentType } from './plan';
 
 type Items<T> = AsyncIterable<T> | Iterable<T>;
 
+/** How items are framed: each serialized item, then what closes the body after the last one. */
+interface Framing {
+  readonly owner: string;
+  item(json: string, index: number): string;
+  end(count: number): string | undefined;
+}
+
+const LINES: Framing = {
+  owner: 'ndjson',
+  item: (json) => `${json}\n`,
+  end: () => undefined,
+};
+
+const ARRAY: Framing = {
+  owner: 'jsonArray',
+  item: (json, index) => `${index === 0 ? '[' : ','}${json}`,
+  end: (count) => (count === 0 ? '[]' : ']'),
+};
+
 /**
- * A body that serialises each item of a (possibly endless) source as it arrives. Closing it closes a
- * closable source (a Channel) directly, since the generator's `return()` would wait behind a pending take.
+ * A body that serializes each item of a (possibly endless) source as it arrives. Closing it closes a
+ * closable source (a Channel) directly, since a pending take would hold up anything else.
  */
-class SerialisedItems<T> implements AsyncIterable<string> {
+class SerializedItems<T> implements AsyncIterable<string> {
   readonly [BodyContentType]: string;
   readonly #items: Items<T>;
-  readonly #frame: (items: Items<T>) => AsyncGenerator<string>;
+  readonly #framing: Framing;
 
-  constructor(items: Items<T>, contentType: string, frame: (items: Items<T>) => AsyncGenerator<string>) {
+  constructor(items: Items<T>, contentType: string, framing: Framing) {
     this[BodyContentType] = contentType;
     this.#items = items;
-    this.#frame = frame;
+    this.#framing = framing;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<string> {
-    return this.#frame(this.#items);
+    return new FramingIterator(this.#items, this.#framing);
   }
 
   close(): void {
@@ -28,7 +47,50 @@ class SerialisedItems<T> implements AsyncIterable<string> {
   }
 }
 
+/**
+ * Frames the items one by one. Not a generator on purpose: a generator's `return()` waits behind its
+ * pending `next()`, so a slow cursor would be released only once its next row arrived; this one
+ * passes `return()` straight to the source.
+ */
+class FramingIterator<T> implements AsyncIterator<string> {
+  readonly #source: AsyncIterator<T> | Iterator<T>;
+  readonly #sync: boolean;
+  readonly #framing: Framing;
+  #count = 0;
+  #done = false;
+
+  constructor(items: Items<T>, framing: Framing) {
+    const asyncIterable = items as Partial<AsyncIterable<T>>;
+    this.#sync = typeof asyncIterable[Symbol.asyncIterator] !== 'function';
+    this.#source = this.#sync
+      ? (items as Iterable<T>)[Symbol.iterator]()
+      : (items as AsyncIterable<T>)[Symbol.asyncIterator]();
+    this.#framing = framing;
+  }
+
+  async next(): Promise<IteratorResult<string>> {
+    if (this.#done) return { done: true, value: undefined };
+    const step = await this.#source.next();
+    if (step.done) {
+      this.#done = true;
+      const tail = this.#framing.end(this.#count);
+      return tail === undefined ? { done: true, value: undefined } : { done: false, value: tail };
+    }
+    // `for await` over a sync iterable awaits each value; so do we.
+    const item: unknown = this.#sync ? await step.value : step.value;
+    const index = this.#count++;
+    return { done: false, value: this.#framing.item(toJson(item, index, this.#framing.owner), index) };
+  }
+
+  return(): Promise<IteratorResult<string>> {
+    this.#done = true;
+    releaseIterable(undefined, this.#source);
+    return Promise.resolve({ done: true, value: undefined });
+  }
+}
+
 function checkItems(items: unknown, owner: string): void {
+  if (isGeneratorFunction(items)) throw uncalledGenerator(owner, items);
   const iterable = items as { [Symbol.asyncIterator]?: unknown; [Symbol.iterator]?: unknown } | null;
   const ok =
     typeof iterable === 'object' &&
@@ -38,26 +100,12 @@ function checkItems(items: unknown, owner: string): void {
     throw new TypeError(`${owner}: expected an iterable or async iterable, got ${describeValue(items)}`);
 }
 
-function serialise(item: unknown, index: number, owner: string): string {
+function toJson(item: unknown, index: number, owner: string): string {
   const text = JSON.stringify(item);
   if (text === undefined) {
-    throw new TypeError(`${owner}: item ${index} cannot be serialised as JSON, got ${describeValue(item)}`);
+    throw new TypeError(`${owner}: item ${index} cannot be serialized as JSON, got ${describeValue(item)}`);
   }
   return text;
-}
-
-async function* lines<T>(items: Items<T>): AsyncGenerator<string> {
-  let index = 0;
-  for await (const item of items) yield `${serialise(item, index++, 'ndjson')}\n`;
-}
-
-async function* arrayElements<T>(items: Items<T>): AsyncGenerator<string> {
-  let index = 0;
-  for await (const item of items) {
-    yield `${index === 0 ? '[' : ','}${serialise(item, index, 'jsonArray')}`;
-    index++;
-  }
-  yield index === 0 ? '[]' : ']';
 }
 
 /**
@@ -66,7 +114,7 @@ async function* arrayElements<T>(items: Items<T>): AsyncGenerator<string> {
  */
 export function ndjson<T>(items: Items<T>): AsyncIterable<string> {
   checkItems(items, 'ndjson');
-  return new SerialisedItems(items, 'application/x-ndjson', lines);
+  return new SerializedItems(items, 'application/x-ndjson', LINES);
 }
 
 /**
@@ -75,5 +123,5 @@ export function ndjson<T>(items: Items<T>): AsyncIterable<string> {
  */
 export function jsonArray<T>(items: Items<T>): AsyncIterable<string> {
   checkItems(items, 'jsonArray');
-  return new SerialisedItems(items, 'application/json; charset=utf-8', arrayElements);
+  return new SerializedItems(items, 'application/json; charset=utf-8', ARRAY);
 }

@@ -2,7 +2,14 @@ import type { Readable, Writable } from 'node:stream';
 import { types } from 'node:util';
 import { releaseIterable } from '../core/release';
 import type { StreamContext } from '../core/response';
-import { describeValue, hasMethod, ignore, isPlainObject } from '../core/util';
+import {
+  describeValue,
+  hasMethod,
+  ignore,
+  isGeneratorFunction,
+  isPlainObject,
+  uncalledGenerator,
+} from '../core/util';
 import type { ChunkSource } from '../core/write-loop';
 import { type FileBody, isFileBody } from './file';
 import { BodyWriterSource } from './function-body';
@@ -64,6 +71,8 @@ export interface StreamPlan {
   readonly type: string | undefined;
   /** Exact length where the body knows it (a Blob). */
   readonly length?: number | undefined;
+  /** Made over time (not known in full at the start): a buffering proxy must pass each chunk on. */
+  readonly overTime: boolean;
   /** Status and end-to-end headers of a fetch `Response`. */
   readonly response?:
     | { status: number; statusText: string; headers: [string, string | string[]][] }
@@ -98,9 +107,10 @@ export function planBody(body: unknown): BodyPlan {
   }
   if (hasTag(body, 'Response')) return responsePlan(body as Response);
   if (hasTag(body, 'Blob') || hasTag(body, 'File')) return blobPlan(body as Blob);
-  if (hasMethod(body, 'getReader')) return webStreamPlan(body as ReadableStream<unknown>, BINARY_TYPE);
+  if (hasMethod(body, 'getReader')) return webStreamPlan(body as ReadableStream<unknown>, BINARY_TYPE, true);
   if (isReadable(body)) return readablePlan(body);
   if (hasMethod(body, Symbol.asyncIterator)) return asyncIterablePlan(body as AsyncIterable<unknown>);
+  if (isGeneratorFunction(body)) throw uncalledGenerator('res.stream', body);
   if (typeof body === 'function') return writerPlan(body, body as BodyFunction);
   if (Array.isArray(body)) return jsonPlan(body);
   if (hasMethod(body, Symbol.iterator)) return iterablePlan(body as Iterable<unknown>);
@@ -117,7 +127,7 @@ function jsonPlan(body: object): BodyPlan {
   try {
     text = JSON.stringify(body);
   } catch (error) {
-    throw new TypeError(`res.stream: the body could not be serialised as JSON: ${(error as Error).message}`);
+    throw new TypeError(`res.stream: the body could not be serialized as JSON: ${(error as Error).message}`);
   }
   return { kind: 'whole', bytes: text, type: JSON_TYPE };
 }
@@ -127,6 +137,7 @@ function writerPlan(owner: unknown, write: BodyFunction): StreamPlan {
   return {
     kind: 'stream',
     type: typeof type === 'string' ? type : BINARY_TYPE,
+    overTime: true,
     open(ctx) {
       const source = new BodyWriterSource();
       try {
@@ -144,17 +155,28 @@ function readablePlan(stream: Readable): StreamPlan {
   return {
     kind: 'stream',
     type: BINARY_TYPE,
+    overTime: true,
     open: () => readableSource(stream, 'a chunk of the Readable'),
-    dispose: () => stream.destroy(),
+    dispose: () => {
+      // Its clean-up may fail (a cursor whose close throws): that must not crash the process.
+      stream.on('error', ignore);
+      stream.destroy();
+    },
   };
 }
 
-function webStreamPlan(stream: ReadableStream<unknown>, type: string, length?: number): StreamPlan {
+function webStreamPlan(
+  stream: ReadableStream<unknown>,
+  type: string,
+  overTime: boolean,
+  length?: number,
+): StreamPlan {
   if (stream.locked)
     throw new TypeError('res.stream: the ReadableStream is locked (a reader already holds it)');
   return {
     kind: 'stream',
     type,
+    overTime,
     length,
     open() {
       const reader = stream.getReader();
@@ -173,7 +195,7 @@ function webStreamPlan(stream: ReadableStream<unknown>, type: string, length?: n
 }
 
 function blobPlan(blob: Blob): StreamPlan {
-  return webStreamPlan(blob.stream(), blob.type || BINARY_TYPE, blob.size);
+  return webStreamPlan(blob.stream(), blob.type || BINARY_TYPE, false, blob.size);
 }
 
 /** Header fields that describe one connection or an encoding `fetch` already undid: never forwarded. */
@@ -204,8 +226,17 @@ function responsePlan(response: Response): StreamPlan {
   if (cookies.length > 0) headers.push(['set-cookie', cookies]);
   const meta = { status: response.status, statusText: response.statusText, headers };
   const body = response.body;
-  if (!body) return { kind: 'stream', type: undefined, response: meta, open: emptySource, dispose: ignore };
-  return { ...webStreamPlan(body, BINARY_TYPE), response: meta };
+  if (!body) {
+    return {
+      kind: 'stream',
+      type: undefined,
+      overTime: false,
+      response: meta,
+      open: emptySource,
+      dispose: ignore,
+    };
+  }
+  return { ...webStreamPlan(body, BINARY_TYPE, true), response: meta };
 }
 
 function emptySource(): ChunkSource {
@@ -225,8 +256,10 @@ function asyncIterablePlan(iterable: AsyncIterable<unknown>): StreamPlan {
   return {
     kind: 'stream',
     type: typeof hint === 'string' ? hint : BINARY_TYPE,
+    overTime: true,
     open,
-    dispose: () => open().release(),
+    // Never started: its iterator is made only to be returned, inside releaseIterable's guard.
+    dispose: () => releaseIterable(iterable, { return: () => iterable[Symbol.asyncIterator]().return?.() }),
   };
 }
 
@@ -239,7 +272,13 @@ function iterablePlan(iterable: Iterable<unknown>): StreamPlan {
       release: () => releaseIterable(undefined, iterator),
     };
   };
-  return { kind: 'stream', type: BINARY_TYPE, open, dispose: () => open().release() };
+  return {
+    kind: 'stream',
+    type: BINARY_TYPE,
+    overTime: true,
+    open,
+    dispose: () => releaseIterable(undefined, { return: () => iterable[Symbol.iterator]().return?.() }),
+  };
 }
 
 function hasTag(value: unknown, tag: string): boolean {

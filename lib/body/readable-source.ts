@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { ignore } from '../core/util';
 import type { ChunkSource } from '../core/write-loop';
 
 /**
@@ -27,6 +28,9 @@ export function readableSource(stream: Readable, itemName: string): ChunkSource 
   stream.on('end', onEnd);
   stream.on('error', onError);
   stream.on('close', wakeUp);
+  // Kept for as long as the stream lives, like pipeline() does: an 'error' after 'end' or during
+  // destroy() (a cursor whose close fails once the connection dropped) must not crash the process.
+  stream.on('error', ignore);
   const detach = () => {
     stream.off('readable', wakeUp);
     stream.off('end', onEnd);

@@ -24,19 +24,32 @@ type Next = (error?: unknown) => void;
 /** What one call of `res.stream()` was given, checked: see `StreamOptions`. */
 export interface ResponderOptions {
   readonly onError?: ErrorHandler | undefined;
+  readonly proxyBuffering?: boolean | undefined;
 }
 
-/** Sends one body; resolves with the outcome and never rejects. */
+/** Marks a response that a body is (or was) streamed to: a second call is a programmer error. */
+const STREAMED = Symbol('express-streaming.streamed');
+
+/**
+ * Sends one body; resolves with the outcome and never rejects. Whatever goes wrong inside — a header
+ * Node refuses, a path `send` cannot encode — still ends in a response: a status before the head, a
+ * visible truncation after it. A second call on one response throws a `TypeError` at once.
+ */
 export function respond(
   res: ResponseLike,
   body: unknown,
   options: ResponderOptions,
   next: Next | undefined,
 ): Promise<StreamOutcome> {
-  return new Responder(res, options, next).send(body).catch((error: unknown) => {
-    debug('unexpected failure: %s', error);
-    return 'errored' as const;
-  });
+  const marked = res as ResponseLike & { [STREAMED]?: true };
+  if (marked[STREAMED]) {
+    throw new TypeError(
+      'res.stream: a body is already being sent on this response; call res.stream() once per response',
+    );
+  }
+  marked[STREAMED] = true;
+  const responder = new Responder(res, options, next);
+  return responder.send(body).catch((error: unknown) => responder.failUnexpectedly(error));
 }
 
 /** One call of `res.stream()`: what was decided about the response, and how to fail it. */
@@ -79,6 +92,21 @@ class Responder {
       if (plan.kind === 'stream') plan.dispose();
       return this.#fail(new TypeError('res.stream: the response has already ended'));
     }
+    const ownHead =
+      plan.kind === 'file'
+        ? 'file()'
+        : plan.kind === 'stream' && plan.response
+          ? 'a fetch Response'
+          : undefined;
+    if (ownHead !== undefined && this.#res.headersSent) {
+      if (plan.kind === 'stream') plan.dispose();
+      return this.#fail(
+        new TypeError(
+          `res.stream: ${ownHead} sets the response's status and headers, but the head was already sent; ` +
+            'send it before writing anything',
+        ),
+      );
+    }
     switch (plan.kind) {
       case 'empty':
         return this.#writer.end();
@@ -91,12 +119,28 @@ class Responder {
     }
   }
 
+  /** Ends whatever `send()` left hanging with an error it did not expect; never throws. */
+  failUnexpectedly(error: unknown): StreamOutcome {
+    debug('unexpected failure: %s', error);
+    try {
+      return this.#fail(error);
+    } catch (thrown) {
+      debug('failing the response failed too: %s', thrown);
+      this.#writer.abandon(thrown);
+      this.#res.destroy();
+      return 'errored';
+    }
+  }
+
   #sendWhole(bytes: string | Uint8Array, type: string): Promise<StreamOutcome> {
-    this.#setDefaultType(type);
-    this.#res.setHeader(
-      'Content-Length',
-      typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength,
-    );
+    // After the app's own res.write() or writeHead(), the bytes follow what it wrote.
+    if (!this.#res.headersSent) {
+      this.#setDefaultType(type);
+      this.#res.setHeader(
+        'Content-Length',
+        typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.byteLength,
+      );
+    }
     if (this.#stripBodyHeadersIfBodyless()) return this.#writer.end();
     return this.#writer.end(bytes);
   }
@@ -114,9 +158,15 @@ class Responder {
 
   #sendStream(plan: StreamPlan): Promise<StreamOutcome> {
     const res = this.#res;
-    if (plan.response) applyResponseHead(res, plan.response);
-    this.#setDefaultType(plan.type);
-    if (plan.length !== undefined) res.setHeader('Content-Length', plan.length);
+    if (!res.headersSent) {
+      if (plan.response) applyResponseHead(res, plan.response);
+      this.#setDefaultType(plan.type);
+      if (plan.length !== undefined) res.setHeader('Content-Length', plan.length);
+      // A buffering proxy (nginx by default) would hold a body made over time until its end.
+      if (plan.overTime && !this.#options.proxyBuffering && !res.hasHeader('x-accel-buffering')) {
+        res.setHeader('X-Accel-Buffering', 'no');
+      }
+    }
     if (this.#stripBodyHeadersIfBodyless()) {
       plan.dispose();
       return this.#writer.end();
@@ -160,7 +210,7 @@ class Responder {
   #stripBodyHeadersIfBodyless(): boolean {
     const res = this.#res;
     if (!isBodyless(res)) return false;
-    if (res.req.method !== 'HEAD') {
+    if (res.req.method !== 'HEAD' && !res.headersSent) {
       for (const name of ['content-type', 'content-length', 'transfer-encoding']) res.removeHeader(name);
     }
     return true;

@@ -1,25 +1,31 @@
 import type { ErrorHandler } from '../core/errors';
-import { checkFunction, checkOptionsObject } from '../core/options';
+import { answeredAsUncalledFactory } from '../core/misuse';
+import { checkFunction, checkOptionsObject, optionError } from '../core/options';
 import { type AnyRequest, type AnyResponse, asResponse, isHttp2, type RequestLike } from '../core/response';
 import type { StreamOutcome } from '../core/writer';
 import type { StreamBody } from './plan';
 import { type ResponderOptions, respond } from './responder';
 
-/** Options of {@link streamBody}, checked once when the middleware is made. */
+/** Options of {@link streamBody}, checked once when the middleware is made; a call's own override them. */
 export interface StreamBodyOptions {
   /**
    * Hears about every error of a streamed body — before the first byte (the app's error handling then
    * answers with a real status) and after it (the client sees a truncated response). Not called when
-   * the client simply leaves: that is normal. Default: none (errors are logged under `DEBUG`).
+   * the client simply leaves: that is normal. Default: none, and an error after the first byte (which
+   * no error handler can answer any more) is written to `console.error`, as Express's final handler
+   * does, except under `NODE_ENV=test`.
    */
   onError?: ErrorHandler | undefined;
+  /**
+   * Bodies made over time (functions, iterables, channels, Node and web streams) are sent with
+   * `X-Accel-Buffering: no`, unless the app set that header, so that nginx passes each chunk on as it
+   * comes. `true` leaves the proxy's buffering on. Files and whole bodies never send it. Default `false`.
+   */
+  proxyBuffering?: boolean | undefined;
 }
 
-/** Options of one `res.stream()` / `sendStream()` call. */
-export interface StreamOptions {
-  /** Replaces the middleware's `onError` for this call. */
-  onError?: ErrorHandler | undefined;
-}
+/** Options of one `res.stream()` / `sendStream()` call: each replaces the middleware's. */
+export type StreamOptions = StreamBodyOptions;
 
 /** Connect and node:http users type their `res` with this once `streamBody()` is mounted. */
 export interface StreamBodyResponse {
@@ -43,8 +49,13 @@ type WithNext = { [MIDDLEWARE_NEXT]?: Next };
  * there, and apps call {@link sendStream}.
  * @example app.use(streamBody()); app.get('/rows', (req, res) => res.stream(ndjson(cursor)));
  */
-export function streamBody(options: StreamBodyOptions = {}): Middleware {
-  const defaults = checkStreamOptions(options, 'streamBody');
+export function streamBody(options?: StreamBodyOptions): Middleware;
+export function streamBody(...args: unknown[]): Middleware | undefined {
+  if (answeredAsUncalledFactory('streamBody', args)) return undefined;
+  const defaults = checkStreamOptions(
+    (args[0] === undefined ? {} : args[0]) as StreamBodyOptions,
+    'streamBody',
+  );
   function stream(this: AnyResponse, body: StreamBody, callOptions?: StreamOptions): Promise<StreamOutcome> {
     const next = (this as WithNext)[MIDDLEWARE_NEXT];
     return respond(asResponse(this), body, mergeOptions(defaults, callOptions), next);
@@ -73,11 +84,18 @@ export function sendStream(
 
 function checkStreamOptions(options: StreamOptions, owner: string): ResponderOptions {
   checkOptionsObject(options, owner);
-  return { onError: checkFunction(options.onError, 'onError', owner) };
+  const { proxyBuffering } = options;
+  if (proxyBuffering !== undefined && typeof proxyBuffering !== 'boolean') {
+    throw optionError(owner, 'proxyBuffering', 'a boolean', proxyBuffering);
+  }
+  return { onError: checkFunction(options.onError, 'onError', owner), proxyBuffering };
 }
 
 function mergeOptions(defaults: ResponderOptions, callOptions: StreamOptions | undefined): ResponderOptions {
   if (callOptions === undefined) return defaults;
   const checked = checkStreamOptions(callOptions, 'res.stream');
-  return { onError: checked.onError ?? defaults.onError };
+  return {
+    onError: checked.onError ?? defaults.onError,
+    proxyBuffering: checked.proxyBuffering ?? defaults.proxyBuffering,
+  };
 }

@@ -150,6 +150,7 @@ export class ChunkedStream {
   end(args: unknown[]): unknown {
     if (!this.#ended) {
       this.#ended = true;
+      this.#writer?.willEnd();
       const window = this.#window;
       if (window !== undefined) {
         if (this.gone) window.discard();

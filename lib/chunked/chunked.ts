@@ -1,4 +1,5 @@
-import { checkOptionsObject, optionError } from '../core/options';
+import { answeredAsUncalledFactory } from '../core/misuse';
+import { checkOptionsObject, MAX_TIMER_MS, optionError } from '../core/options';
 import { type AnyRequest, type AnyResponse, asResponse, isHttp2, type RequestLike } from '../core/response';
 import { toChunk } from '../core/write-loop';
 import { type Config, streamOf } from './chunked-stream';
@@ -87,8 +88,10 @@ type Middleware = (req: AnyRequest, res: AnyResponse, next: Next) => void;
  *   res.end();
  * });
  */
-export function chunked(options: ChunkedOptions = {}): Middleware {
-  const config = checkOptions(options);
+export function chunked(options?: ChunkedOptions): Middleware;
+export function chunked(...args: unknown[]): Middleware | undefined {
+  if (answeredAsUncalledFactory('chunked', args)) return undefined;
+  const config = checkOptions((args[0] === undefined ? {} : args[0]) as ChunkedOptions);
   // One method per middleware, shared by every response: per-response state lives on `res`.
   function chunk(this: AnyResponse, data: string | Uint8Array): Promise<boolean> {
     const bytes = toChunk(data, 'res.chunk: data');
@@ -125,8 +128,13 @@ function checkCoalesce(coalesce: unknown): Config['coalesce'] {
     throw optionError(OWNER, 'coalesce', '{ maxDelayMs, maxBytes } or null', coalesce);
   }
   const { maxDelayMs = 10, maxBytes = 16384 } = coalesce as CoalesceOptions;
-  if (typeof maxDelayMs !== 'number' || !Number.isFinite(maxDelayMs) || maxDelayMs < 0) {
-    throw optionError(OWNER, 'coalesce.maxDelayMs', 'a finite number >= 0', maxDelayMs);
+  if (
+    typeof maxDelayMs !== 'number' ||
+    !Number.isFinite(maxDelayMs) ||
+    maxDelayMs < 0 ||
+    maxDelayMs > MAX_TIMER_MS
+  ) {
+    throw optionError(OWNER, 'coalesce.maxDelayMs', `a number from 0 to ${MAX_TIMER_MS}`, maxDelayMs);
   }
   if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 1) {
     throw optionError(OWNER, 'coalesce.maxBytes', 'an integer >= 1', maxBytes);

@@ -24,29 +24,48 @@ export function failStream(
   next: Next | undefined,
 ): StreamOutcome {
   const res = writer.res;
-  report(error, ctx, onError);
+  const routeTo = typeof res.req.next === 'function' ? (res.req.next as Next) : next;
+  // The app's error handling hears (and logs) an error it answers; any other must not go unheard.
+  report(error, ctx, onError, !res.headersSent && routeTo !== undefined);
   if (res.headersSent) {
     debug('failing after the headers were sent, truncating: %s', error);
     writer.truncate(error);
     return 'errored';
   }
   writer.abandon(error);
-  const routeTo = typeof res.req.next === 'function' ? (res.req.next as Next) : next;
   if (routeTo) routeTo(error);
   else answerWithStatus(res, error);
   return 'errored';
 }
 
-function report(error: unknown, ctx: StreamContext, onError: ErrorHandler | undefined): void {
+function report(
+  error: unknown,
+  ctx: StreamContext,
+  onError: ErrorHandler | undefined,
+  answered: boolean,
+): void {
   if (!onError) {
-    debug('stream error: %s', error);
+    if (answered) debug('stream error, handed to the app: %s', error);
+    else reportUnheard(error);
     return;
   }
   try {
     onError(error, ctx);
   } catch (thrown) {
     debug('onError threw: %s', thrown);
+    reportUnheard(thrown);
   }
+}
+
+/**
+ * Reports an error no handler of the app hears — one after the first byte, which no error handler
+ * can answer any more — the way Express's final handler reports errors: its stack on `console.error`,
+ * except under `NODE_ENV=test`.
+ */
+export function reportUnheard(error: unknown): void {
+  debug('error: %s', error);
+  if (process.env.NODE_ENV === 'test') return;
+  console.error(error instanceof Error && error.stack ? error.stack : `express-streaming: ${String(error)}`);
 }
 
 /** The node:http answer: `err.status` (or `statusCode`) if it is an error status, else 500, as text. */

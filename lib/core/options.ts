@@ -21,12 +21,18 @@ export function checkFunction<F>(value: F, name: string, owner: string): F {
   return value;
 }
 
-/** A positive number of milliseconds, or `null` to disable; `undefined` gives the default. */
+/** The longest a Node timer can wait: a longer delay overflows and fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A positive number of milliseconds a timer can wait (at most {@link MAX_TIMER_MS}), or `null` to
+ * disable; `undefined` gives the default.
+ */
 export function checkDuration(value: unknown, name: string, owner: string, fallback: number): number | null {
   if (value === undefined) return fallback;
   if (value === null) return null;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw optionError(owner, name, 'a positive number of milliseconds or null', value);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+    throw optionError(owner, name, `a positive number of milliseconds up to ${MAX_TIMER_MS}, or null`, value);
   }
   return value;
 }

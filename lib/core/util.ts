@@ -27,6 +27,20 @@ export function hasMethod<K extends PropertyKey>(
   );
 }
 
+export function isGeneratorFunction(value: unknown): boolean {
+  const tag = Object.prototype.toString.call(value);
+  return tag === '[object AsyncGeneratorFunction]' || tag === '[object GeneratorFunction]';
+}
+
+/** The error for a generator function passed where what it generates was meant: it says how to call it. */
+export function uncalledGenerator(owner: string, fn: unknown): TypeError {
+  const name = (fn as { name?: unknown }).name;
+  const shown = typeof name === 'string' && name !== '' ? name : 'generator';
+  return new TypeError(
+    `${owner}: got the generator function ${shown} itself, not what it generates; call it: ${owner}(${shown}())`,
+  );
+}
+
 // Settled promises are immutable: the immediate answers are shared instead of allocated per call.
 export const resolvedTrue: Promise<boolean> = Promise.resolve(true);
 export const resolvedFalse: Promise<boolean> = Promise.resolve(false);

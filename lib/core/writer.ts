@@ -28,6 +28,7 @@ export class ResponseWriter {
   #state: WriterState = 'open';
   #wait: Waiter | undefined;
   #drain: { promise: Promise<boolean>; resolve: (drained: boolean) => void } | undefined;
+  #listensForDrain = false;
   #settle: ((outcome: StreamOutcome) => void) | undefined;
   #settledPromise: Promise<StreamOutcome> | undefined;
   #outcome: StreamOutcome = 'finished';
@@ -42,9 +43,9 @@ export class ResponseWriter {
   }
 
   /**
-   * Runs `hook` once if the response is over before its end was written (the client left, or the app
-   * ended or destroyed it itself): that is where a producer is released. Hooks add up, so two users of
-   * one writer never replace each other's.
+   * Runs `hook` once if the response is over before the writer's owner ended it — the client left, the
+   * app ended or destroyed the response itself — which is where a producer is released. Hooks add up,
+   * so two users of one writer never replace each other's.
    */
   whenAborted(hook: () => void): void {
     const hooks = this.#abortHooks;
@@ -58,13 +59,26 @@ export class ResponseWriter {
     return this.#controller.signal;
   }
 
+  /** True once the response is over — finished, aborted or failed — and the writer let go of it. */
+  get done(): boolean {
+    return this.#state === 'done';
+  }
+
   /** True once the client is gone or the response was torn down: nothing more can be written. */
   get gone(): boolean {
     return this.#gone;
   }
 
-  /** Writes one chunk now, flushing compression; `false` means wait for {@link drained}. */
+  /**
+   * Writes one chunk now, flushing compression; `false` means wait for {@link drained}. Once the
+   * response has ended (the app may end it under us) nothing is written: Node would emit a
+   * write-after-end `'error'` that nobody listens to, and crash the process.
+   */
   write(chunk: string | Uint8Array): boolean {
+    if (this.res.writableEnded) {
+      this.#handleEndedElsewhere();
+      return false;
+    }
     const belowHighWaterMark = this.res.write(chunk);
     this.#flush?.();
     return belowHighWaterMark;
@@ -79,7 +93,12 @@ export class ResponseWriter {
         resolve = r;
       });
       this.#drain = { promise, resolve };
-      this.res.once('drain', this.#handleDrain);
+      // One listener for the writer's whole life: compression() moves 'drain' listeners onto its zlib
+      // stream, where a `once` wrapper's self-removal (aimed at res) never reaches, one per wait.
+      if (!this.#listensForDrain) {
+        this.#listensForDrain = true;
+        this.res.on('drain', this.#handleDrain);
+      }
     }
     return this.#drain.promise;
   }
@@ -114,15 +133,22 @@ export class ResponseWriter {
     return this.settled();
   }
 
+  /** The owner is about to end the response itself (`res.chunk`'s app calls `res.end()`): not a cut. */
+  willEnd(): void {
+    if (this.#state === 'open') this.#state = 'ending';
+  }
+
   /** Gives up on the response without writing to it: the app's error handling answers it instead. */
   abandon(reason: unknown): void {
     if (this.#state !== 'done') this.#finish('errored', reason);
   }
 
   /**
-   * Makes the failure visible to the client: on HTTP/1 the socket is destroyed with no final
+   * Makes the failure visible to the client: on HTTP/1.1 the socket is destroyed with no final
    * zero-length chunk (without an error object, which would surface as the server's `clientError`);
-   * on HTTP/2 the stream is reset with an error code rather than NO_ERROR.
+   * a close-delimited body (HTTP/1.0, nginx's default upstream protocol) has no final chunk to leave
+   * out, so its connection is reset instead of closed; on HTTP/2 the stream is reset with an error
+   * code rather than NO_ERROR.
    */
   truncate(error: unknown): void {
     if (this.#state === 'done') return;
@@ -132,8 +158,16 @@ export class ResponseWriter {
       res.destroy(error instanceof Error ? error : new Error(String(error)));
       return;
     }
+    const reset = isCloseDelimited(res);
     // Node corks chunked writes until the next tick: destroying now would drop bytes already written.
-    setImmediate(() => res.destroy());
+    setImmediate(() => {
+      const socket = res.socket;
+      if (reset && socket && !socket.destroyed && typeof socket.resetAndDestroy === 'function') {
+        socket.resetAndDestroy();
+      } else {
+        res.destroy();
+      }
+    });
   }
 
   /** Aborts {@link signal} (the stream is ending) without touching the response; idempotent. */
@@ -167,6 +201,13 @@ export class ResponseWriter {
     this.#finish('finished');
   };
 
+  /** The response ended while the writer still had it open: the app (or a timeout) ended it itself. */
+  #handleEndedElsewhere(): void {
+    if (this.#state !== 'open') return;
+    debug('the response was ended by someone else while the body was being written');
+    this.#finish('finished');
+  }
+
   readonly #handleClose = (): void => {
     if (this.#state === 'done') return;
     if (this.res.writableEnded) {
@@ -186,16 +227,18 @@ export class ResponseWriter {
 
   #finish(outcome: StreamOutcome, reason?: unknown): void {
     const wasOpen = this.#state !== 'done';
+    // Still 'open': the writer's owner never ended the response, so its producer must be let go.
+    const cutShort = outcome !== 'finished' || this.#state === 'open';
     this.#state = 'done';
     this.#outcome = outcome;
     this.#removeListeners();
-    if (outcome !== 'finished') this.abort(reason ?? new Error('the client went away'));
+    if (cutShort) this.abort(reason ?? cutShortReason(outcome));
     // Nothing more will drain or arrive: wake whoever waits, so that no caller hangs.
     this.#wait?.resolve(GONE);
     const drain = this.#drain;
     this.#drain = undefined;
     drain?.resolve(false);
-    if (wasOpen && outcome === 'aborted') this.#runAbortHooks();
+    if (wasOpen && cutShort) this.#runAbortHooks();
     const settle = this.#settle;
     this.#settle = undefined;
     settle?.(outcome);
@@ -242,4 +285,15 @@ class Waiter {
     this.#resolve = this.#reject = undefined;
     resolve?.(value);
   }
+}
+
+/** A body whose end is the connection's close (no chunked coding, no Content-Length): HTTP/1.0. */
+function isCloseDelimited(res: ResponseLike): boolean {
+  return (res as { chunkedEncoding?: boolean }).chunkedEncoding !== true && !res.hasHeader('content-length');
+}
+
+function cutShortReason(outcome: StreamOutcome): Error {
+  return new Error(
+    outcome === 'finished' ? 'the response was ended before the body was complete' : 'the client went away',
+  );
 }

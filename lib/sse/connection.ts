@@ -1,11 +1,21 @@
 import type { Socket } from 'node:net';
 import { Channel } from '../channel/channel';
 import { createDebug } from '../core/debug';
+import { channels } from '../core/diagnostics';
+import { reportUnheard } from '../core/errors';
 import { releaseIterable } from '../core/release';
 import type { AnyRequest, AnyResponse, ResponseLike } from '../core/response';
 import type { Ticking, TickScheduler } from '../core/scheduler';
 import { describeValue, ignore, isPromiseLike, resolvedFalse, resolvedTrue } from '../core/util';
 import { GONE, ResponseWriter } from '../core/writer';
+import {
+  closeReason,
+  deliverLive,
+  deliverPaced,
+  type EncodedEvent,
+  type EncodedSink,
+  framedBytes,
+} from './encoded';
 import { encodeComment, encodeEvent, encodeRetry, type SseEventInput } from './encoder';
 import { directSocket, frameChunk } from './framed-socket';
 import { jitter, writeSseHead } from './head';
@@ -31,24 +41,30 @@ export interface ConnectionSettings extends SseSettings {
 
 const HEARTBEAT = encodeComment('');
 
+/** What a stream writes: wire text it made, or bytes a hub encoded once for every subscriber. */
+type Chunk = string | EncodedEvent;
+
 /**
  * One open stream. It is its own context object (`req`, `res`, `signal`, `lastEventId`, `stream`), so
  * that a stream costs one object beyond the response's writer.
  */
-export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
+export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, EncodedSink {
   readonly lastEventId: string | undefined;
   readonly #writer: ResponseWriter;
   readonly #streams: TickScheduler;
   readonly #settings: ConnectionSettings;
-  #closed = false;
+  #closed: SseCloseReason | undefined;
   #lastWriteTick: number;
   #blockedSinceTick = -1;
+  /** A write returned false and no `'drain'` came yet: only then is the queue measured. */
   #backedUp = false;
   /** A `bufferBytes` below the socket's high-water mark must be checked on every write. */
   #smallBuffer = false;
   /** Set where each event can go to the socket as one framed chunk (see {@link directSocket}). */
   #socket: Socket | undefined;
-  #socketDrain: { promise: Promise<boolean>; resolve: (drained: boolean) => void } | undefined;
+  /** While backed up: resolves `true` on `'drain'`, `false` once the stream is closed. */
+  #drain: Promise<boolean> | undefined;
+  #resolveSocketDrain: ((drained: boolean) => void) | undefined;
   #releaseSource: (() => void) | undefined;
 
   constructor(res: ResponseLike, streams: TickScheduler, settings: ConnectionSettings) {
@@ -76,31 +92,48 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
   }
 
   get closed(): boolean {
+    return this.#closed !== undefined;
+  }
+
+  get [closeReason](): SseCloseReason | undefined {
     return this.#closed;
   }
 
   /** Commits the SSE head at once, so `EventSource.onopen` fires and proxies see the stream start. */
   start(): void {
+    this.#announce();
     const res = this.#writer.res;
     writeSseHead(res, this.#settings.headers);
     this.#socket = directSocket(res);
     const { bufferBytes } = this.#settings;
     this.#smallBuffer = bufferBytes !== null && bufferBytes < res.writableHighWaterMark;
-    this.#writer.whenAborted(() => this.#teardown('client'));
+    // The client left, or the app ended the response itself (its own timeout, an error handler).
+    this.#writer.whenAborted(() => this.#teardown(this.#writer.res.writableEnded ? 'server' : 'client'));
     this.#streams.add(this);
-    if (this.#settings.retryMs !== null) this.#write(encodeRetry(jitter(this.#settings.retryMs)));
+    if (this.#settings.retryMs !== null) this.#put(encodeRetry(jitter(this.#settings.retryMs)));
   }
 
-  /** Admission control: 200, a jittered `retry:` and an end — a 5xx or 429 would make EventSource give up for good. */
-  turnAway(): void {
-    writeSseHead(this.#writer.res, this.#settings.headers);
-    this.#write(encodeRetry(jitter(this.#settings.retryMs ?? DEFAULT_RETRY_MS)));
+  /**
+   * Ends at once with the SSE head: a HEAD request (no body at all), or admission control past
+   * `maxStreams` (a jittered `retry:` first — a 5xx or 429 would make EventSource give up for good).
+   */
+  endAtOnce(retry: boolean): void {
+    this.#announce();
+    const res = this.#writer.res;
+    writeSseHead(res, this.#settings.headers);
+    if (retry) res.write(encodeRetry(jitter(this.#settings.retryMs ?? DEFAULT_RETRY_MS)));
     this.#teardown('server');
+  }
+
+  /** The client left before the stream could start: nothing is written, `onClose` hears `'client'`. */
+  abandon(): void {
+    this.#announce();
+    this.#teardown('client');
   }
 
   send(event: SseEventInput<D>): Promise<boolean> {
     if (this.#closed) return resolvedFalse;
-    return this.#write(encodeEvent(event, this.#settings.serialize));
+    return this.#paced(encodeEvent(event, this.#settings.serialize), true);
   }
 
   comment(text: string): boolean {
@@ -108,7 +141,7 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
       throw new TypeError(`SseStream.comment: expected \`text\` to be a string, got ${describeValue(text)}`);
     }
     if (this.#closed) return false;
-    void this.#write(encodeComment(text));
+    void this.#paced(encodeComment(text), true);
     return !this.#closed;
   }
 
@@ -116,13 +149,28 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
     this.#teardown('server');
   }
 
-  /** Graceful shutdown: a jittered `retry:` first, then a clean end. */
+  [deliverLive](event: EncodedEvent): boolean {
+    if (this.#closed || !this.#admit(event, false)) return false;
+    this.#put(event);
+    return true;
+  }
+
+  [deliverPaced](event: EncodedEvent): Promise<boolean> {
+    if (this.#closed) return resolvedFalse;
+    return this.#put(event) ? resolvedTrue : this.#drained();
+  }
+
+  /** Graceful shutdown: a jittered `retry:` first, then a clean end; resolves once the response is done. */
   shutdown(retryMs: number): Promise<unknown> {
-    if (this.#closed) return Promise.resolve();
-    this.#write(encodeRetry(jitter(retryMs)));
-    const ended = this.#writer.settled();
+    if (this.#closed) return this.#writer.settled();
+    this.#put(encodeRetry(jitter(retryMs)));
     this.#teardown('server');
-    return ended;
+    return this.#writer.settled();
+  }
+
+  /** After a shutdown's grace period: a response still not handed to the OS is cut off. */
+  destroyUnfinished(): void {
+    if (!this.#writer.done) this.#writer.res.destroy();
   }
 
   tick(now: number): void {
@@ -137,8 +185,9 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
         return;
       }
     }
-    if (heartbeatTicks !== null && !blocked && now - this.#lastWriteTick >= heartbeatTicks)
-      this.#write(HEARTBEAT);
+    if (heartbeatTicks !== null && !blocked && now - this.#lastWriteTick >= heartbeatTicks) {
+      this.#put(HEARTBEAT);
+    }
   }
 
   runReadyFunction(ready: SseReadyFunction<D>): void {
@@ -162,15 +211,16 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
     }
   }
 
-  /** Writes every event of the source, paced by the client; the source's end ends the stream. */
+  /** Writes every event of the source, paced by the client; the source's end ends the stream. Never rejects. */
   async consume(source: AsyncIterable<SseEventInput<D>>): Promise<void> {
     if (this.#closed) {
       releaseIterable(source, undefined);
       return;
     }
-    const iterator = source[Symbol.asyncIterator]();
-    this.#releaseSource ??= () => releaseIterable(source, iterator);
     try {
+      // Inside the try: a source can refuse to be iterated (a locked ReadableStream throws here).
+      const iterator = source[Symbol.asyncIterator]();
+      this.#releaseSource ??= () => releaseIterable(source, iterator);
       for (;;) {
         const step = await this.#writer.untilGone(iterator.next());
         if (step === GONE || this.#closed) return;
@@ -186,96 +236,134 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking {
     }
   }
 
-  #write(text: string): Promise<boolean> {
-    if (this.#closed) return resolvedFalse;
-    // Below the high-water mark the queue is small: read `writableLength` (slow on Express's
-    // re-prototyped res) only while the socket is backed up.
-    if ((this.#backedUp || this.#smallBuffer) && this.#overBufferBytes(text)) {
-      if (this.#settings.onSlowClient === 'drop') return resolvedFalse;
-      this.#teardown('slow');
-      return resolvedFalse;
-    }
-    this.#lastWriteTick = this.#streams.now;
-    const socket = this.#socket;
-    if (socket !== undefined) return this.#writeFramed(socket, text);
-    if (this.#writer.write(text)) return resolvedTrue;
-    const drained = this.#writer.drained();
-    if (!this.#backedUp) {
-      this.#backedUp = true;
-      drained.then(this.#handleDrain);
-    }
-    return drained;
+  /** A write a producer may await: admitted against `bufferBytes`, resolved once below the high-water mark. */
+  #paced(chunk: Chunk, dropAllowed: boolean): Promise<boolean> {
+    if (!this.#admit(chunk, dropAllowed)) return resolvedFalse;
+    return this.#put(chunk) ? resolvedTrue : this.#drained();
   }
-
-  #overBufferBytes(text: string): boolean {
-    const queued = this.#writer.res.writableLength;
-    const { bufferBytes } = this.#settings;
-    const over = bufferBytes !== null && queued > 0 && queued + Buffer.byteLength(text) > bufferBytes;
-    if (over)
-      debug(
-        'slow client: %d bytes queued (%s)',
-        queued,
-        this.#settings.onSlowClient === 'drop' ? 'event dropped' : 'closing',
-      );
-    return over;
-  }
-
-  /** One handler for both paths: `res`'s drain (through the writer) or the socket's own. */
-  readonly #handleDrain = (): void => {
-    if (this.#socketDrain) this.#settleSocketDrain(true);
-    else this.#backedUp = false;
-  };
 
   /**
-   * The fast path: the same bytes `res.write` would send for one chunk (size line, data, CRLF), as one
-   * socket write, skipping Node's per-write corking and Express's megamorphic `res.write`. The
-   * socket's own `'drain'` paces the producer, since `res` only drains what went through `res.write`.
+   * Whether one more chunk keeps this client within `bufferBytes` of unsent bytes; if not, the slow
+   * client policy applies (`'drop'` where allowed, else the stream closes as `'slow'`). The queue is
+   * read only when it may matter — `writableLength` is slow on Express's re-prototyped `res` — and the
+   * cap holds for a first chunk too: one bigger than `bufferBytes` is never queued.
    */
-  #writeFramed(socket: Socket, text: string): Promise<boolean> {
-    if (socket.write(frameChunk(text))) return resolvedTrue;
-    if (this.#socketDrain === undefined) {
-      let resolve!: (drained: boolean) => void;
-      const promise = new Promise<boolean>((r) => {
-        resolve = r;
-      });
-      this.#socketDrain = { promise, resolve };
-      this.#backedUp = true;
-      socket.once('drain', this.#handleDrain);
-    }
-    return this.#socketDrain.promise;
+  #admit(chunk: Chunk, dropAllowed: boolean): boolean {
+    const { bufferBytes } = this.#settings;
+    if (bufferBytes === null) return true;
+    const large =
+      typeof chunk === 'string' ? chunk.length * 3 > bufferBytes : chunk.bytes.length > bufferBytes;
+    if (!this.#backedUp && !this.#smallBuffer && !large) return true;
+    const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.bytes.length;
+    const queued = this.#writer.res.writableLength;
+    if (queued + size <= bufferBytes) return true;
+    const drop = dropAllowed && this.#settings.onSlowClient === 'drop';
+    debug('slow client: %d bytes queued, %d more (%s)', queued, size, drop ? 'event dropped' : 'closing');
+    if (!drop) this.#teardown('slow');
+    return false;
   }
 
-  #settleSocketDrain(drained: boolean): void {
-    const wait = this.#socketDrain;
-    if (wait === undefined) return;
-    this.#socketDrain = undefined;
-    this.#backedUp = false;
-    this.#socket?.off('drain', this.#handleDrain);
-    wait.resolve(drained && !this.#closed);
+  /**
+   * Writes one chunk now; `false` means the client is backed up. Where it applies (see
+   * {@link directSocket}) the chunk goes to the socket framed as one HTTP/1.1 chunk — the same bytes
+   * `res.write` would send — skipping Node's per-write corking and Express's megamorphic `res.write`.
+   */
+  #put(chunk: Chunk): boolean {
+    this.#lastWriteTick = this.#streams.now;
+    const socket = this.#socket;
+    let belowHighWaterMark: boolean;
+    if (socket !== undefined) {
+      // The app may have ended the response itself: a chunk after its final one would corrupt the next.
+      if (this.#writer.res.writableEnded) {
+        this.#teardown('server');
+        return false;
+      }
+      belowHighWaterMark = socket.write(typeof chunk === 'string' ? frameChunk(chunk) : framedBytes(chunk));
+    } else {
+      belowHighWaterMark = this.#writer.write(typeof chunk === 'string' ? chunk : chunk.bytes);
+    }
+    if (!belowHighWaterMark && !this.#closed) this.#noteBackedUp();
+    return belowHighWaterMark;
   }
+
+  #drained(): Promise<boolean> {
+    return this.#drain ?? (this.#closed !== undefined ? resolvedFalse : resolvedTrue);
+  }
+
+  /** One drain wait per backed-up spell, on the socket (framed path) or on `res` (through the writer). */
+  #noteBackedUp(): void {
+    if (this.#drain !== undefined) return;
+    this.#backedUp = true;
+    const socket = this.#socket;
+    if (socket !== undefined) {
+      this.#drain = new Promise<boolean>((resolve) => {
+        this.#resolveSocketDrain = resolve;
+      });
+      socket.once('drain', this.#handleDrain);
+    } else {
+      this.#drain = this.#writer.drained();
+      this.#drain.then(this.#handleDrain);
+    }
+  }
+
+  readonly #handleDrain = (): void => {
+    this.#backedUp = false;
+    this.#drain = undefined;
+    const resolve = this.#resolveSocketDrain;
+    this.#resolveSocketDrain = undefined;
+    resolve?.(this.#closed === undefined);
+  };
 
   /** Runs exactly once, whatever the cause: releases the source, the timer slot and the listeners, then tells onClose. */
   #teardown(reason: SseCloseReason, error?: unknown): void {
     if (this.#closed) return;
-    this.#closed = true;
+    this.#closed = reason;
     this.#streams.delete(this);
-    this.#writer.abort(error ?? new Error(`the SSE stream closed (${reason})`));
+    const cause = error ?? new Error(`the SSE stream closed (${reason})`);
+    this.#writer.abort(cause);
     const release = this.#releaseSource;
     this.#releaseSource = undefined;
     release?.();
-    this.#settleSocketDrain(false);
+    if (this.#resolveSocketDrain !== undefined) {
+      this.#socket?.off('drain', this.#handleDrain);
+      this.#handleDrain();
+    }
     this.#socket = undefined;
-    if (reason === 'server') void this.#writer.end();
-    else if (reason === 'client') this.#writer.detach();
-    else this.#writer.truncate(error ?? new Error(`the SSE stream closed (${reason})`));
-    if (reason === 'error') debug('stream failed: %s', error);
+    this.#endResponse(reason, cause);
+    if (reason === 'error') reportUnheard(error);
+    if (channels.sseClose.hasSubscribers) {
+      channels.sseClose.publish({ req: this.req, res: this.res, stream: this, reason, error });
+    }
     const onClose = this.#settings.onClose;
     if (!onClose) return;
     try {
       onClose(reason, this as SseContext<D> as SseContext);
     } catch (thrown) {
       debug('onClose threw: %s', thrown);
+      reportUnheard(thrown);
     }
+  }
+
+  /** Tells diagnostics_channel subscribers (APM agents) that a stream began. */
+  #announce(): void {
+    if (!channels.sseOpen.hasSubscribers) return;
+    channels.sseOpen.publish({ req: this.req, res: this.res, stream: this, lastEventId: this.lastEventId });
+  }
+
+  #endResponse(reason: SseCloseReason, cause: unknown): void {
+    if (reason === 'client') {
+      this.#writer.detach();
+      return;
+    }
+    if (reason !== 'server') {
+      this.#writer.truncate(cause);
+      return;
+    }
+    void this.#writer.end();
+    // A client that stopped reading would hold the ended response (and its socket) forever: the
+    // socket's own timeout cuts it off, as Node does for idle sockets with no 'timeout' listener.
+    const bound = this.#settings.writeTimeoutMs;
+    if (bound !== null && !this.#writer.done) this.#writer.res.setTimeout(bound);
   }
 }
 

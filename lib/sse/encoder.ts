@@ -49,7 +49,7 @@ export type Serialize = (data: unknown) => string;
  * The default {@link Serialize}: a string passes through as is, anything else is `JSON.stringify`ed.
  *
  * @throws TypeError when `data` has no JSON form (`undefined`, a function, a symbol) or cannot be
- *   serialised (a BigInt, a circular structure).
+ *   serialized (a BigInt, a circular structure).
  */
 export const defaultSerialize: Serialize = (data) => {
   if (typeof data === 'string') return data;

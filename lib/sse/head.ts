@@ -12,7 +12,10 @@ export function writeSseHead(res: ResponseLike, extra: ReadonlyArray<readonly [s
   res.removeHeader('content-length');
   const http1 = !isHttp2(res.req);
   // Connection is forbidden on HTTP/2, and its socket is the whole session's: socket calls are HTTP/1-only.
-  if (http1) res.setHeader('Connection', 'keep-alive');
+  // Not where the connection will close anyway (the client sent `Connection: close`, or HTTP/1.0 without
+  // keep-alive): the header would keep Node from closing it after the end, and lie to the client.
+  const keepsAlive = (res as { shouldKeepAlive?: boolean }).shouldKeepAlive !== false;
+  if (http1 && keepsAlive) res.setHeader('Connection', 'keep-alive');
   for (const [name, value] of extra) res.setHeader(name, value);
   res.setTimeout(0);
   if (http1) res.socket?.setNoDelay(true);

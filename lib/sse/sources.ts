@@ -1,5 +1,5 @@
 import { releaseIterable } from '../core/release';
-import { describeValue, ignore } from '../core/util';
+import { describeValue, ignore, isGeneratorFunction, uncalledGenerator } from '../core/util';
 import type { SseConnection } from './connection';
 import type { SseEventInput } from './encoder';
 import { type SseReadyFunction, type SseSource, SseSubscription } from './types';
@@ -17,10 +17,11 @@ export function sourceAttacher<D>(source: SseSource<D> | undefined): {
   if (typeof (source as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function') {
     const iterable = source as AsyncIterable<SseEventInput<D>>;
     return {
-      start: (stream) => stream.consume(iterable),
+      start: (stream) => void stream.consume(iterable),
       dispose: () => releaseIterable(iterable, undefined),
     };
   }
+  if (isGeneratorFunction(source)) throw uncalledGenerator('res.sse', source);
   if (typeof source === 'function') {
     const ready = source as SseReadyFunction<D>;
     return { start: (stream) => stream.runReadyFunction(ready), dispose: ignore };

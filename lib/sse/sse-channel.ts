@@ -1,7 +1,13 @@
-import { checkCount } from '../core/options';
-import { type AnyRequest, type AnyResponse, asResponse, type ResponseLike } from '../core/response';
+import { answeredAsUncalledFactory } from '../core/misuse';
+import { checkCount, checkDuration, checkOptionsObject } from '../core/options';
+import {
+  type AnyRequest,
+  type AnyResponse,
+  asResponse,
+  isResponseGone,
+  type ResponseLike,
+} from '../core/response';
 import { TickScheduler } from '../core/scheduler';
-import { ignore } from '../core/util';
 import { type ConnectionSettings, SseConnection } from './connection';
 import {
   checkSseOptions,
@@ -11,7 +17,10 @@ import {
   withStreamOptions,
 } from './options';
 import { sourceAttacher } from './sources';
-import type { SseMiddleware, SseResponse, SseSource, SseStream } from './types';
+import type { CloseAllOptions, SseMiddleware, SseResponse, SseSource, SseStream } from './types';
+
+/** How long `closeAll()` waits for responses to be handed to the OS before it destroys the rest. */
+const DEFAULT_GRACE_MS = 5000;
 
 let warnedAboutReplacedSse = false;
 
@@ -20,8 +29,10 @@ let warnedAboutReplacedSse = false;
  * from one shared timer, per-client buffering limits, resume ids, and a teardown that runs exactly once.
  * @example app.get('/counter', (req, res) => res.sse((events) => { … events.put({ event: 'counter', data: i }) … }))
  */
-export function sseChannel(options: SseOptions = {}): SseMiddleware {
-  const checked = checkSseOptions(options, 'sseChannel');
+export function sseChannel(options?: SseOptions): SseMiddleware;
+export function sseChannel(...args: unknown[]): SseMiddleware | undefined {
+  if (answeredAsUncalledFactory('sseChannel', args)) return undefined;
+  const checked = checkSseOptions((args[0] === undefined ? {} : args[0]) as SseOptions, 'sseChannel');
   const { heartbeatMs, writeTimeoutMs } = checked;
   const periods = [heartbeatMs, writeTimeoutMs].filter((ms): ms is number => ms !== null).map((ms) => ms / 2);
   const periodMs = periods.length > 0 ? Math.max(1, Math.min(...periods)) : null;
@@ -51,18 +62,18 @@ export function sseChannel(options: SseOptions = {}): SseMiddleware {
   Object.defineProperties(middleware, {
     size: { get: () => streams.size },
     closeAll: {
-      value: (shutdown: { retryMs?: number } = {}) => {
+      value: (shutdown: CloseAllOptions = {}) => {
+        const owner = 'sseChannel.closeAll';
+        checkOptionsObject(shutdown, owner);
         const retryMs = checkCount(
           shutdown.retryMs,
           'retryMs',
-          'sseChannel.closeAll',
+          owner,
           settings.retryMs ?? DEFAULT_RETRY_MS,
           0,
         );
-        const ended = [...streams.members()].map((stream) =>
-          (stream as SseConnection<unknown>).shutdown(retryMs),
-        );
-        return Promise.all(ended).then(ignore);
+        const graceMs = checkDuration(shutdown.graceMs, 'graceMs', owner, DEFAULT_GRACE_MS);
+        return closeEvery([...streams.members()] as SseConnection<unknown>[], retryMs, graceMs);
       },
     },
   });
@@ -83,6 +94,32 @@ function warnReplacedSse(): void {
   );
 }
 
+/**
+ * Ends every stream with a jittered `retry:`; resolves once each response is done, or — for a client
+ * that stopped reading, whose end would never be handed to the OS — once `graceMs` has passed and
+ * what is left was destroyed.
+ */
+async function closeEvery(
+  open: SseConnection<unknown>[],
+  retryMs: number,
+  graceMs: number | null,
+): Promise<void> {
+  const ended = Promise.all(open.map((stream) => stream.shutdown(retryMs)));
+  if (graceMs === null) {
+    await ended;
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const graceOver = new Promise<'grace over'>((resolve) => {
+    timer = setTimeout(resolve, graceMs, 'grace over');
+  });
+  const first = await Promise.race([ended, graceOver]);
+  clearTimeout(timer);
+  if (first !== 'grace over') return;
+  for (const stream of open) stream.destroyUnfinished();
+  await ended;
+}
+
 function openStream<D>(
   res: ResponseLike,
   streams: TickScheduler,
@@ -96,9 +133,16 @@ function openStream<D>(
   }
   const attach = sourceAttacher(source);
   const stream = new SseConnection<D>(res, streams, settings);
-  if (settings.maxStreams !== null && streams.size >= settings.maxStreams) {
-    stream.turnAway();
+  // The handler may have awaited something first: a client already gone gets no stream at all.
+  if (isResponseGone(res)) {
     attach.dispose();
+    stream.abandon();
+    return stream;
+  }
+  const head = res.req.method === 'HEAD';
+  if (head || (settings.maxStreams !== null && streams.size >= settings.maxStreams)) {
+    attach.dispose();
+    stream.endAtOnce(!head);
     return stream;
   }
   stream.start();

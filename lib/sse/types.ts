@@ -64,11 +64,22 @@ export interface SseResponse {
   sse<D = unknown>(source?: SseSource<D>, options?: SseStreamOptions): SseStream<D>;
 }
 
+/** Options of `closeAll()`. */
+export interface CloseAllOptions {
+  /** The base of the jittered `retry:` each client gets. Default: the middleware's `retryMs` (or 3000). */
+  retryMs?: number;
+  /** How long to wait for every response to be handed to the OS before destroying the rest. Default `5000`; `null` waits forever. */
+  graceMs?: number | null;
+}
+
 /** The `sseChannel()` middleware, with graceful shutdown. */
 export interface SseMiddleware {
   (req: AnyRequest, res: AnyResponse, next: (error?: unknown) => void): void;
-  /** Sends every open stream a jittered `retry:` and ends it, so clients reconnect spread out elsewhere. */
-  closeAll(options?: { retryMs?: number }): Promise<void>;
+  /**
+   * Sends every open stream a jittered `retry:` and ends it, so clients reconnect spread out elsewhere.
+   * Resolves once every response is done; a client that stopped reading is cut off after `graceMs`.
+   */
+  closeAll(options?: CloseAllOptions): Promise<void>;
   /** How many streams are open now. */
   readonly size: number;
 }

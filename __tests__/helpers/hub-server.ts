@@ -1,0 +1,50 @@
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { createParser } from 'eventsource-parser';
+import express from 'express';
+import { type Hub, type SseMiddleware, type SseOptions, type SubscribeOptions, sseChannel } from '../../lib';
+import { listen, type Running } from './servers';
+
+/** An Express 5 app whose `/feed/:topic` subscribes to `hub` (options from `subscribeOptions(req)`). */
+export async function serveHub(
+  hub: Hub<never> | Hub,
+  sseOptions: SseOptions = { retryMs: null },
+  subscribeOptions: (req: http.IncomingMessage) => SubscribeOptions = () => ({}),
+): Promise<Running & { sse: SseMiddleware; connections: Set<Socket> }> {
+  const sse = sseChannel(sseOptions);
+  const app = express();
+  app.use(sse);
+  app.get('/feed/:topic', (req, res) => {
+    res.sse((hub as Hub).subscribe(String(req.params.topic), req, subscribeOptions(req)));
+  });
+  const server = http.createServer(app);
+  const connections = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+  return Object.assign(await listen(server), { sse, connections });
+}
+
+export interface ParsedEvent {
+  event: string;
+  id: string | undefined;
+  data: string;
+}
+
+/** The events (and ids of id-only events, as event '') in an SSE body, as a spec parser reads them. */
+export function parseEvents(body: string): { events: ParsedEvent[]; lastId: string | undefined } {
+  const events: ParsedEvent[] = [];
+  let lastId: string | undefined;
+  const parser = createParser({
+    onEvent: (event) => {
+      events.push({ event: event.event ?? 'message', id: event.id, data: event.data });
+    },
+  });
+  parser.feed(body);
+  // The id a client resumes from, as a browser keeps it: that of the last complete event, id-only
+  // events included (eventsource-parser reports those to no one); a cut-off last event does not count.
+  const complete = body.slice(0, body.lastIndexOf('\n\n') + 1);
+  for (const match of complete.matchAll(/^id: (.*)$/gm)) lastId = match[1];
+  return { events, lastId };
+}

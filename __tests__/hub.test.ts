@@ -1,0 +1,419 @@
+import diagnostics from 'node:diagnostics_channel';
+import { createHub, type Hub, HubClosedError, type HubMessage, memoryStore, type ResetReason } from '../lib';
+import { parseEvents, serveHub } from './helpers/hub-server';
+import { closeAll } from './helpers/servers';
+import { collectEvents, RawSseClient } from './helpers/sse-client';
+import { until, untilStable } from './helpers/wait';
+
+const clients: Array<{ close(): void }> = [];
+const hubs: Hub[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await Promise.all(hubs.splice(0).map((hub) => hub.close()));
+  await closeAll();
+});
+
+function hubOf(options?: Parameters<typeof createHub>[0]): Hub {
+  const hub = createHub(options);
+  hubs.push(hub);
+  return hub;
+}
+
+function raw(port: number, path: string, headers?: Record<string, string>): RawSseClient {
+  const client = new RawSseClient(port, path, headers);
+  clients.push(client);
+  return client;
+}
+
+/** The data of the named events a client got, in order. */
+function dataOf(client: RawSseClient, name = 'msg'): string[] {
+  return parseEvents(client.body)
+    .events.filter((e) => e.event === name)
+    .map((e) => e.data);
+}
+
+async function publishMany(hub: Hub, topic: string, count: number, from = 1, size = 0): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = from; i < from + count; i++) {
+    ids.push(
+      await hub.publish(topic, { event: 'msg', data: size > 0 ? `${i}:${'x'.repeat(size)}` : String(i) }),
+    );
+  }
+  return ids;
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => String(from + i));
+
+describe('createHub(options?)', () => {
+  describe('publish(topic, event) and subscribe(topic, req)', () => {
+    it('gives each event the next id <epoch>-<seq> and writes it to every subscriber of the topic', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub);
+      const a = raw(app.port, '/feed/room');
+      const b = raw(app.port, '/feed/room');
+      const other = raw(app.port, '/feed/elsewhere');
+      await until(() => hub.stats().subscribers === 3, 'three subscribers');
+      await until(() => [a, b, other].every((c) => c.body.includes('id: ')), 'each positioned');
+      const ids = await publishMany(hub, 'room', 3);
+      const epoch = ids[0]!.split('-')[0];
+      expect(ids).toEqual([`${epoch}-1`, `${epoch}-2`, `${epoch}-3`]);
+      await until(() => dataOf(a).length === 3 && dataOf(b).length === 3, 'three events each');
+      expect(parseEvents(a.body).events.map((e) => [e.event, e.id, e.data])).toEqual([
+        ['msg', `${epoch}-1`, '1'],
+        ['msg', `${epoch}-2`, '2'],
+        ['msg', `${epoch}-3`, '3'],
+      ]);
+      expect(b.body).toBe(a.body);
+      expect(dataOf(other)).toEqual([]);
+    });
+
+    it('positions a first connection at the head with an id-only event, so a reconnect resumes from there', async () => {
+      const hub = hubOf();
+      await hub.publish('t', 'before');
+      const app = await serveHub(hub);
+      const client = raw(app.port, '/feed/t');
+      await until(() => client.body.includes('id: '), 'the position');
+      const { events, lastId } = parseEvents(client.body);
+      expect(events).toEqual([]);
+      expect(lastId).toMatch(/^[A-Za-z0-9]+-1$/);
+    });
+
+    it('encodes once with the hub serialize and sends bare data as unnamed events', async () => {
+      const serialize = jest.fn((data: unknown) => `<${JSON.stringify(data)}>`);
+      const hub = hubOf({ serialize });
+      const app = await serveHub(hub);
+      const clientsOf = Array.from({ length: 5 }, () => raw(app.port, '/feed/t'));
+      await until(() => hub.stats().subscribers === 5, 'five subscribers');
+      await until(() => clientsOf.every((c) => c.body.includes('id: ')), 'positioned');
+      await hub.publish('t', { n: 1 });
+      await until(() => clientsOf.every((c) => dataOf(c, 'message').length === 1), 'the event');
+      expect(dataOf(clientsOf[0]!, 'message')).toEqual(['<{"n":1}>']);
+      expect(serialize).toHaveBeenCalledTimes(1);
+    });
+
+    it('writes byte-identical blocks to 1,000 subscribers', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub);
+      const many = Array.from({ length: 1000 }, () => raw(app.port, '/feed/wide'));
+      await until(() => hub.stats().subscribers === 1000, '1,000 subscribers', 20_000);
+      await until(() => many.every((c) => c.body.includes('id: ')), 'every one positioned', 20_000);
+      const before = many.map((c) => c.body.length);
+      for (let i = 0; i < 20; i++)
+        void hub.publish('wide', { event: 'msg', data: { i, text: 'a'.repeat(80) } });
+      await until(() => many.every((c) => dataOf(c).length === 20), 'twenty events everywhere', 20_000);
+      const blocks = new Set(many.map((c, i) => c.body.slice(before[i])));
+      expect(blocks.size).toBe(1);
+      expect(hub.stats().delivered).toBe(20 * 1000);
+    }, 60_000);
+
+    it('refuses bad input with TypeErrors that name it, before the store gives an id', async () => {
+      const hub = hubOf();
+      expect(() => hub.publish('', 'x')).toThrow(/hub.publish: expected `topic` to be a non-empty string/);
+      expect(() => hub.publish('t', { event: 'a', id: 7, data: 'x' })).toThrow(/the hub assigns ids/);
+      expect(() => hub.publish('t', { event: 'a\nb', data: 'x' })).toThrow(
+        /`event` must not contain CR or LF/,
+      );
+      expect(() => hub.subscribe('t', {} as never)).toThrow(/expected `req` to be the request/);
+      expect(() => hub.subscribe('t', { headers: {} }, { from: 'latest' as never })).toThrow(/`from`/);
+      expect(() => createHub({ maxReplay: -1 })).toThrow(/maxReplay/);
+      expect(() => createHub({ store: {} as never })).toThrow(/createHub: expected `store` to be a store/);
+      expect(await hub.publish('t', 'ok')).toMatch(/-1$/);
+    });
+  });
+
+  describe('resume after Last-Event-ID', () => {
+    it('replays exactly seq+1 … head, then goes live', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub);
+      const ids = await publishMany(hub, 't', 5);
+      const client = raw(app.port, '/feed/t', { 'Last-Event-ID': ids[1]! });
+      await until(() => dataOf(client).length === 3, 'the replay');
+      await hub.publish('t', { event: 'msg', data: '6' });
+      await until(() => dataOf(client).length === 4, 'live');
+      expect(dataOf(client)).toEqual(['3', '4', '5', '6']);
+      expect(hub.stats()).toMatchObject({ replays: 1, replayed: 3 });
+    });
+
+    it('reads the id from the lastEventId query when there is no header', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub);
+      const ids = await publishMany(hub, 't', 3);
+      const client = raw(app.port, `/feed/t?lastEventId=${ids[0]}`);
+      await until(() => dataOf(client).length === 2, 'the replay');
+      expect(dataOf(client)).toEqual(['2', '3']);
+    });
+
+    it('resumes a real EventSource after closeAll(): every event exactly once, in order', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub, { retryMs: 50 });
+      const source = collectEvents(`${app.url}/feed/t`, ['msg']);
+      clients.push(source.source);
+      await until(() => hub.stats().subscribers === 1, 'subscribed');
+      await publishMany(hub, 't', 5);
+      await until(() => source.events.length === 5, 'five events');
+      await app.sse.closeAll({ retryMs: 300 });
+      // published while the client is away
+      await publishMany(hub, 't', 5, 6);
+      await until(() => hub.stats().subscribers === 1, 'reconnected', 5000);
+      await publishMany(hub, 't', 5, 11);
+      await until(() => source.events.length === 15, 'fifteen events', 5000);
+      expect(source.events.map((e) => e.data)).toEqual(range(1, 15));
+    });
+
+    it.each<[ResetReason, (ids: string[]) => string, Parameters<typeof createHub>[0]]>([
+      ['malformed', () => 'not-an-id!', {}],
+      ['unknown-epoch', () => 'someoneelse-3', {}],
+      ['ahead', (ids) => ids[0]!.replace(/-\d+$/, '-99'), {}],
+      ['too-old', (ids) => ids[0]!, { store: memoryStore({ size: 5 }) }],
+      ['too-many', (ids) => ids[0]!, { maxReplay: 5 }],
+    ])('sends event: reset (%s) first, then goes live from the head', async (reason, idOf, options) => {
+      const hub = hubOf(options);
+      const app = await serveHub(hub);
+      const ids = await publishMany(hub, 't', 20);
+      const client = raw(app.port, '/feed/t', { 'Last-Event-ID': idOf(ids) });
+      await until(() => parseEvents(client.body).events.length === 1, 'the reset');
+      const [reset] = parseEvents(client.body).events;
+      expect(reset).toEqual({ event: 'reset', id: ids[19], data: JSON.stringify({ reason }) });
+      await hub.publish('t', { event: 'msg', data: '21' });
+      await until(() => dataOf(client).length === 1, 'live');
+      expect(dataOf(client)).toEqual(['21']);
+      expect(hub.stats().resets[reason]).toBe(1);
+    });
+
+    it('gives ids of an earlier store (an earlier run) a reset: unknown-epoch', async () => {
+      const before = hubOf();
+      const [id] = await publishMany(before, 't', 1);
+      const hub = hubOf();
+      await publishMany(hub, 't', 1);
+      const app = await serveHub(hub);
+      const client = raw(app.port, '/feed/t', { 'Last-Event-ID': id! });
+      await until(() => parseEvents(client.body).events.length === 1, 'the reset');
+      expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"unknown-epoch"}');
+    });
+
+    it('replays everything kept to a first connection with from: "earliest"', async () => {
+      const hub = hubOf();
+      await publishMany(hub, 't', 4);
+      const app = await serveHub(hub, { retryMs: null }, () => ({ from: 'earliest' }));
+      const client = raw(app.port, '/feed/t');
+      await until(() => dataOf(client).length === 4, 'everything kept');
+      expect(dataOf(client)).toEqual(range(1, 4));
+    });
+
+    it('hands off from replay to live with no gap and no duplicate while publishing goes on and clients are not reading', async () => {
+      const hub = hubOf({ store: memoryStore({ size: 5000 }), maxReplay: 5000 });
+      // bufferBytes is far below the replay: a replay is paced by the client, never counted against it
+      const app = await serveHub(hub, { retryMs: null, bufferBytes: 256 * 1024, heartbeatMs: null });
+      const old = await publishMany(hub, 't', 2000, 1, 8000); // 16 MB to replay: more than socket buffers hold
+      const resuming = Array.from({ length: 4 }, () => {
+        const client = raw(app.port, '/feed/t', { 'Last-Event-ID': old[0]! });
+        client.socket.pause();
+        return client;
+      });
+      await until(() => hub.stats().subscribers === 4, 'four resuming subscribers');
+      // the replays are stuck on full sockets while hundreds of events are published
+      for (let i = 2001; i <= 2300; i++) await hub.publish('t', { event: 'msg', data: `${i}:live` });
+      // still replaying: the live events are held, not written (nor lost)
+      expect(hub.stats().replays).toBe(0);
+      for (const client of resuming) client.socket.resume();
+      await until(() => resuming.every((c) => dataOf(c).length === 2299), 'every event', 30_000);
+      for (const client of resuming) {
+        expect(dataOf(client).map((data) => data.split(':')[0])).toEqual(range(2, 2300));
+      }
+      expect(hub.stats().slowCloses).toBe(0);
+    }, 60_000);
+
+    it('catches up from the log when more arrives during a replay than it can hold', async () => {
+      const hub = hubOf({ maxReplay: 100 });
+      const app = await serveHub(hub, { retryMs: null, heartbeatMs: null });
+      const old = await publishMany(hub, 't', 100, 1, 20_000); // 2 MB
+      const client = raw(app.port, '/feed/t', { 'Last-Event-ID': old[0]! });
+      client.socket.pause();
+      await until(() => hub.stats().subscribers === 1, 'subscribed');
+      for (let i = 101; i <= 400; i++) await hub.publish('t', { event: 'msg', data: `${i}:live` });
+      client.socket.resume();
+      await until(() => dataOf(client).length === 399, 'every event', 30_000);
+      expect(dataOf(client).map((data) => data.split(':')[0])).toEqual(range(2, 400));
+    }, 60_000);
+  });
+
+  describe('live delivery', () => {
+    it('closes a subscriber more than bufferBytes behind as slow, without waiting on it; it resumes with nothing lost', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub, { retryMs: null, bufferBytes: 64 * 1024, heartbeatMs: null });
+      const slow = raw(app.port, '/feed/t');
+      slow.socket.pause();
+      const reader = raw(app.port, '/feed/t');
+      await until(() => hub.stats().subscribers === 2, 'two subscribers');
+      await until(() => reader.body.includes('id: '), 'positioned');
+      // 8 MB, one event per turn of the event loop: more than the kernel's socket buffers can hide
+      for (let i = 1; i <= 400; i++) {
+        await hub.publish('t', { event: 'msg', data: `${i}:${'y'.repeat(20_000)}` });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await until(() => dataOf(reader).length === 400, 'the reader has everything', 10_000);
+      await until(() => hub.stats().slowCloses === 1, 'the slow close');
+      expect(hub.stats().subscribers).toBe(1);
+      // what the slow one saw last is where it resumes
+      slow.socket.resume();
+      await slow.waitClosed();
+      const { lastId } = parseEvents(slow.body);
+      const again = raw(app.port, '/feed/t', { 'Last-Event-ID': lastId! });
+      const seen = dataOf(slow).length;
+      await until(() => dataOf(again).length === 400 - seen, 'the rest, after resuming', 10_000);
+      expect([...dataOf(slow), ...dataOf(again)].map((d) => d.split(':')[0])).toEqual(range(1, 400));
+    });
+
+    it('lets a filter pick events; the others still advance the position', async () => {
+      const hub = hubOf();
+      const only = (message: HubMessage) => message.event === 'msg' && message.data !== '2';
+      const app = await serveHub(hub, { retryMs: null }, () => ({ filter: only }));
+      const client = raw(app.port, '/feed/t');
+      await until(() => client.body.includes('id: '), 'positioned');
+      await hub.publish('t', { event: 'msg', data: '1' });
+      await hub.publish('t', { event: 'msg', data: '2' });
+      await hub.publish('t', { event: 'other', data: '3' });
+      const last = await hub.publish('t', { event: 'msg', data: '4' });
+      await until(() => dataOf(client).length === 2, 'two picked events');
+      expect(dataOf(client)).toEqual(['1', '4']);
+      expect(parseEvents(client.body).lastId).toBe(last);
+      // resuming from the first id: the filtered ones are skipped, not replayed
+      const first = parseEvents(client.body).events[0]!.id!;
+      const resumed = raw(app.port, '/feed/t', { 'Last-Event-ID': first });
+      await until(() => dataOf(resumed).length === 1, 'the replay');
+      expect(dataOf(resumed)).toEqual(['4']);
+    });
+
+    it('writes a burst published in one tick to each socket as one write', async () => {
+      const hub = hubOf();
+      const writes: number[] = [];
+      const app = await serveHub(hub, { retryMs: null, heartbeatMs: null });
+      const client = raw(app.port, '/feed/t');
+      await until(() => client.body.includes('id: '), 'positioned');
+      const [serverSocket] = [...app.connections];
+      expect(app.connections.size).toBe(1);
+      const write = serverSocket!.write.bind(serverSocket);
+      serverSocket!.write = ((...args: Parameters<typeof write>) => {
+        writes.push(Buffer.byteLength(args[0] as string | Buffer));
+        return write(...args);
+      }) as typeof write;
+      for (let i = 1; i <= 100; i++) void hub.publish('t', { event: 'msg', data: String(i) });
+      await until(() => dataOf(client).length === 100, 'the burst');
+      expect(writes).toHaveLength(1);
+      // one event per turn of the event loop: one write each
+      for (let i = 101; i <= 110; i++) {
+        await hub.publish('t', { event: 'msg', data: String(i) });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await until(() => dataOf(client).length === 110, 'one per turn');
+      expect(writes).toHaveLength(11);
+    });
+  });
+
+  describe('stats(), close() and clean-up', () => {
+    it('counts a known scenario', async () => {
+      const hub = hubOf({ maxReplay: 3 });
+      const app = await serveHub(hub);
+      const ids = await publishMany(hub, 'a', 5);
+      const live = raw(app.port, '/feed/a');
+      const resumed = raw(app.port, '/feed/a', { 'Last-Event-ID': ids[2]! });
+      const reset = raw(app.port, '/feed/a', { 'Last-Event-ID': 'garbage' });
+      raw(app.port, '/feed/b');
+      await until(() => hub.stats().subscribers === 4, 'four subscribers');
+      await until(() => [live, resumed, reset].every((c) => c.body.includes('id: ')), 'positioned');
+      await until(() => dataOf(resumed).length === 2, 'the replay');
+      await publishMany(hub, 'a', 2, 6);
+      await until(() => [live, resumed].every((c) => dataOf(c).length >= 2), 'live events');
+      await until(() => hub.stats().delivered === 6, 'six deliveries');
+      expect(hub.stats()).toEqual({
+        topics: { a: 3, b: 1 },
+        subscribers: 4,
+        published: 7,
+        delivered: 6,
+        replays: 1,
+        replayed: 2,
+        resets: { 'unknown-epoch': 0, 'too-old': 0, ahead: 0, malformed: 1, 'too-many': 0 },
+        slowCloses: 0,
+        store: { topics: 2, keptEvents: 7 },
+      });
+    });
+
+    it('close(): every subscription gets a jittered retry and ends; publish then rejects', async () => {
+      const hub = createHub();
+      const app = await serveHub(hub);
+      const subscribers = Array.from({ length: 3 }, () => raw(app.port, '/feed/t'));
+      await until(() => hub.stats().subscribers === 3, 'three subscribers');
+      await hub.close({ retryMs: 1000 });
+      for (const client of subscribers) {
+        await client.waitEnded();
+        expect(client.terminated).toBe(true);
+        const retry = Number(/retry: (\d+)/.exec(client.body)?.[1]);
+        expect(retry).toBeGreaterThanOrEqual(666);
+        expect(retry).toBeLessThanOrEqual(1667);
+      }
+      await expect(hub.publish('t', 'late')).rejects.toBeInstanceOf(HubClosedError);
+      expect(hub.stats().subscribers).toBe(0);
+    });
+
+    it('leaves no subscriber, map entry, listener or timer behind once every subscriber left', async () => {
+      const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+      const baseline = timers();
+      const hub = hubOf();
+      const app = await serveHub(hub, { retryMs: null, heartbeatMs: 20 });
+      const many = Array.from({ length: 50 }, (_, i) => raw(app.port, `/feed/t${i % 5}`));
+      await until(() => hub.stats().subscribers === 50, 'fifty subscribers');
+      for (const client of many) client.close();
+      await until(() => hub.stats().subscribers === 0, 'every subscriber gone');
+      expect(hub.stats().topics).toEqual({});
+      expect(hub.stats().store).toEqual({ topics: 0, keptEvents: 0 });
+      expect(app.sse.size).toBe(0);
+      expect(await untilStable(timers, 'timers')).toBeLessThanOrEqual(baseline);
+    });
+  });
+
+  describe('diagnostics_channel', () => {
+    it('publishes sse:open, sse:close (with its reason), hub:publish and hub:reset', async () => {
+      const seen: Array<[string, Record<string, unknown>]> = [];
+      const names = ['sse:open', 'sse:close', 'hub:publish', 'hub:reset'];
+      const listeners = names.map((name) => {
+        const listener = (message: unknown) => seen.push([name, message as Record<string, unknown>]);
+        diagnostics.subscribe(`express-streaming:${name}`, listener);
+        return [name, listener] as const;
+      });
+      try {
+        const hub = hubOf();
+        const app = await serveHub(hub);
+        const client = raw(app.port, '/feed/t', { 'Last-Event-ID': 'bad' });
+        await until(() => parseEvents(client.body).events.length === 1, 'the reset');
+        const id = await hub.publish('t', { event: 'msg', data: 'x' });
+        client.close();
+        await until(() => seen.some(([name]) => name === 'sse:close'), 'the close');
+        expect(seen.map(([name]) => name)).toEqual(['sse:open', 'hub:reset', 'hub:publish', 'sse:close']);
+        expect(seen[1]?.[1]).toMatchObject({ topic: 't', reason: 'malformed', lastEventId: 'bad' });
+        expect(seen[2]?.[1]).toMatchObject({ topic: 't', id, event: 'msg', subscribers: 1 });
+        expect(seen[3]?.[1]).toMatchObject({ reason: 'client' });
+      } finally {
+        for (const [name, listener] of listeners)
+          diagnostics.unsubscribe(`express-streaming:${name}`, listener);
+      }
+    });
+  });
+});
+
+describe('memoryStore({ size, maxAgeMs })', () => {
+  it('lets events older than maxAgeMs go, so a client that missed them is told to reset (too-old)', async () => {
+    const hub = hubOf({ store: memoryStore({ maxAgeMs: 50 }) });
+    const ids = await publishMany(hub, 't', 3);
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    await hub.publish('t', { event: 'msg', data: '4' });
+    const app = await serveHub(hub);
+    const client = raw(app.port, '/feed/t', { 'Last-Event-ID': ids[0]! });
+    await until(() => parseEvents(client.body).events.length === 1, 'the reset');
+    expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"too-old"}');
+  });
+
+  it('rejects bad options with TypeErrors naming them', () => {
+    expect(() => memoryStore({ size: 0 })).toThrow(/memoryStore: expected `size`/);
+    expect(() => memoryStore({ maxAgeMs: 2 ** 31 })).toThrow(/memoryStore: expected `maxAgeMs`/);
+  });
+});

@@ -1,0 +1,166 @@
+import type http from 'node:http';
+import net from 'node:net';
+import {
+  type ChunkedResponse,
+  chunked,
+  type SseResponse,
+  type StreamBody,
+  type StreamOptions,
+  type StreamOutcome,
+  sseChannel,
+  streamBody,
+} from '../lib';
+import { requireComponent } from './helpers/components';
+import { findNginx, type Nginx, startNginx } from './helpers/nginx';
+import { closeAll, dechunk, type Handler, nodeHttpFramework } from './helpers/servers';
+import { deferred, until, untilStable } from './helpers/wait';
+
+type Res = http.ServerResponse &
+  ChunkedResponse &
+  SseResponse & { stream(body: StreamBody, options?: StreamOptions): Promise<StreamOutcome> };
+
+const nginxPath = findNginx();
+const nginx = requireComponent('nginx', nginxPath !== undefined, 'REQUIRE_NGINX');
+
+/** A client of nginx reading the raw bytes as they come. */
+function readThrough(port: number, path: string) {
+  const socket = net.connect(port, '127.0.0.1');
+  let raw = Buffer.alloc(0);
+  let closed = false;
+  socket.on('data', (data: Buffer) => {
+    raw = Buffer.concat([raw, data]);
+  });
+  socket.on('error', () => {});
+  socket.on('close', () => {
+    closed = true;
+  });
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
+  const headEnd = () => raw.indexOf('\r\n\r\n');
+  return {
+    get closed() {
+      return closed;
+    },
+    head: () => (headEnd() === -1 ? '' : raw.subarray(0, headEnd()).toString('latin1')),
+    body: () => (headEnd() === -1 ? '' : dechunk(raw.subarray(headEnd() + 4)).body.toString()),
+    terminated: () => headEnd() !== -1 && dechunk(raw.subarray(headEnd() + 4)).terminated,
+    close: () => socket.destroy(),
+  };
+}
+
+/** [name, directives, whether nginx holds a close-delimited body back until its end] */
+const CONFIGURATIONS: Array<[string, string, boolean]> = [
+  ["nginx's defaults (proxy_buffering on, HTTP/1.0 to the upstream)", '', true],
+  ['proxy_http_version 1.1', 'proxy_http_version 1.1; proxy_set_header Connection "";', false],
+];
+
+nginx.describe(`behind a real nginx${nginx.label}`, () => {
+  describe.each(CONFIGURATIONS)('with %s', (_name, location, holdsBodies) => {
+    let proxy: Nginx | undefined;
+    const gates: Array<{ promise: Promise<void>; resolve: () => void }> = [];
+    const outcomes: StreamOutcome[] = [];
+
+    afterEach(async () => {
+      for (const gate of gates.splice(0)) gate.resolve();
+      await proxy?.stop();
+      proxy = undefined;
+      await closeAll();
+    });
+
+    async function serveBehindNginx(): Promise<Nginx> {
+      const gated = (options?: StreamOptions): Handler => {
+        return (_req, res) => {
+          const gate = deferred();
+          gates.push(gate);
+          void (res as Res)
+            .stream(
+              (async function* () {
+                yield 'first;';
+                await gate.promise;
+                yield 'second;';
+              })(),
+              options,
+            )
+            .then((outcome) => outcomes.push(outcome));
+        };
+      };
+      const app = await nodeHttpFramework.listen({
+        use: [
+          streamBody() as unknown as Handler,
+          chunked() as unknown as Handler,
+          sseChannel({ retryMs: null }) as unknown as Handler,
+        ],
+        routes: {
+          '/generator': gated(),
+          '/buffered': gated({ proxyBuffering: true }),
+          '/chunk': (_req, res) => {
+            const gate = deferred();
+            gates.push(gate);
+            void (async () => {
+              await (res as Res).chunk('first;');
+              await gate.promise;
+              await (res as Res).chunk('second;');
+              res.end();
+            })();
+          },
+          '/sse': (_req, res) => {
+            const gate = deferred();
+            gates.push(gate);
+            const stream = (res as Res).sse();
+            void stream.send('first').then(() => gate.promise.then(() => stream.close()));
+          },
+          '/failing': (_req, res) =>
+            void (res as Res).stream(
+              (async function* () {
+                yield 'partial;';
+                await new Promise((resolve) => setTimeout(resolve, 20));
+                throw new Error('the source failed');
+              })(),
+            ),
+        },
+      });
+      proxy = await startNginx(nginxPath!, app.port, location);
+      return proxy;
+    }
+
+    it.each([
+      ['res.stream(generator)', '/generator', 'first;'],
+      ['res.chunk()', '/chunk', 'first;'],
+      ['res.sse()', '/sse', 'data: first\n\n'],
+    ])('passes %s on as it is written, not at its end', async (_what, route, first) => {
+      const { port } = await serveBehindNginx();
+      const client = readThrough(port, route);
+      // The producer waits on its gate: the first part can only arrive if nginx passed it on.
+      await until(
+        () => client.body() === first,
+        () => `"${first}" through nginx before the end; got ${JSON.stringify(client.body())}`,
+      );
+      expect(client.head()).not.toMatch(/x-accel-buffering/i);
+      gates[0]?.resolve();
+      await until(() => client.closed, 'the end');
+      expect(client.terminated()).toBe(true);
+    });
+
+    it(`${holdsBodies ? 'holds' : 'passes on'} a body whose app kept the proxy's buffering (proxyBuffering: true)`, async () => {
+      const { port } = await serveBehindNginx();
+      const client = readThrough(port, '/buffered');
+      await until(() => gates.length === 1, 'the route to run');
+      // With its defaults nginx holds the body while it is not over: what X-Accel-Buffering: no prevents.
+      const before = await untilStable(() => client.body(), 'what passed nginx', { quietMs: 300 });
+      expect(before).toBe(holdsBodies ? '' : 'first;');
+      gates[0]?.resolve();
+      await until(() => client.closed, 'the end');
+      expect(client.body()).toBe('first;second;');
+      expect(client.terminated()).toBe(true);
+    });
+
+    it('shows a failure after the head to the client as a truncated body, never a clean end', async () => {
+      const { port } = await serveBehindNginx();
+      const client = readThrough(port, '/failing');
+      await until(() => client.closed, 'the connection to close', 5000);
+      expect(client.head()).toMatch(/^HTTP\/1\.1 200 /);
+      expect(client.body()).toBe('partial;');
+      expect(client.terminated()).toBe(false);
+      expect(proxy?.errorLog()).toMatch(/upstream|reset by peer|prematurely closed/);
+    });
+  });
+});

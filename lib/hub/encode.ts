@@ -1,0 +1,79 @@
+import { describeValue } from '../core/util';
+import { type EncodedEvent, encodedText } from '../sse/encoded';
+import { encodeEvent, isSseEvent, type Serialize } from '../sse/encoder';
+import { formatId } from './ids';
+import type { HubRecord, StoredEvent } from './store';
+
+/**
+ * An event's wire text around its id line, made once per event in each process: field order puts the
+ * comment and `event:` before `id:`, `retry:` and `data:` after it, so the id the store assigns is
+ * spliced in without encoding anything again.
+ */
+interface WireParts {
+  readonly beforeId: string;
+  readonly afterId: string;
+}
+
+/** Parts made at publish, found again when the memory store hands the same record back for fan-out. */
+const partsOfRecord = new WeakMap<HubRecord, WireParts>();
+
+/**
+ * Checks and serializes a published event once: the record a store keeps (text only) and its wire
+ * parts. Every field is validated here, before the store sees it: a bad event never gets an id.
+ */
+export function recordOf(event: unknown, serialize: Serialize): HubRecord {
+  const fields = isSseEvent(event) ? event : { data: event };
+  if (fields.id !== undefined) {
+    throw new TypeError(
+      `hub.publish: the hub assigns ids (<epoch>-<seq>); leave \`id\` out, got ${describeValue(fields.id)}`,
+    );
+  }
+  const data = fields.data === undefined ? undefined : serializeData(fields.data, serialize);
+  const record: HubRecord = { event: fields.event, data, comment: fields.comment, retry: fields.retry };
+  partsOfRecord.set(record, partsOf(record));
+  return record;
+}
+
+function serializeData(data: unknown, serialize: Serialize): string {
+  if (typeof data === 'string') return data;
+  const text: unknown = serialize(data);
+  if (typeof text !== 'string') {
+    throw new TypeError(`hub.publish: \`serialize\` must return a string, got ${describeValue(text)}`);
+  }
+  return text;
+}
+
+function partsOf(record: HubRecord): WireParts {
+  const { comment, event, retry, data } = record;
+  const before = comment === undefined && event === undefined ? '' : encodeEvent({ comment, event });
+  const after = retry === undefined && data === undefined ? '' : encodeEvent({ retry, data });
+  // encodeEvent ends each with the blank line that ends an event: the parts are its inside
+  return { beforeId: before.slice(0, -1), afterId: after.slice(0, -1) };
+}
+
+/** The event's bytes with its id, made once per event (and cached where the store keeps the event). */
+export function wireOf(epoch: string, event: StoredEvent): EncodedEvent {
+  if (event.wire !== undefined) return event.wire;
+  const parts = partsOfRecord.get(event.record) ?? partsOf(event.record);
+  const wire = encodedText(`${parts.beforeId}id: ${formatId(epoch, event.seq)}\n${parts.afterId}\n`);
+  event.wire = wire;
+  return wire;
+}
+
+/** Several events as one write: the same bytes each would be, concatenated once for every subscriber. */
+export function batchOf(wires: readonly EncodedEvent[]): EncodedEvent {
+  if (wires.length === 1) return wires[0]!;
+  return { bytes: Buffer.concat(wires.map((wire) => wire.bytes)), framed: undefined };
+}
+
+/** The event a client that cannot resume gets first, with the position it goes live from as its id. */
+export function resetEvent(reason: string, epoch: string, head: number): EncodedEvent {
+  return encodedText(
+    encodeEvent({ event: 'reset', id: formatId(epoch, head), data: JSON.stringify({ reason }) }),
+  );
+}
+
+/** An id-only event: it dispatches nothing, but sets the client's Last-Event-ID to where it stands. */
+export function positionEvent(epoch: string, head: number): EncodedEvent {
+  return encodedText(encodeEvent({ id: formatId(epoch, head) }));
+}

@@ -1,0 +1,281 @@
+import { createDebug } from '../core/debug';
+import { channels } from '../core/diagnostics';
+import { closeReason, deliverLive, deliverPaced, type EncodedEvent, type EncodedSink } from '../sse/encoded';
+import { type IdSource, readLastEventId } from '../sse/last-event-id';
+import type { SseContext, SseStream } from '../sse/types';
+import { positionEvent, resetEvent, wireOf } from './encode';
+import { formatId, parseId } from './ids';
+import type { LogPosition, StoredEvent } from './store';
+import type { HubMessage, ResetReason, SubscribeOptions } from './types';
+
+const debug = createDebug('hub');
+
+/** Events read from the store per page of a replay. */
+const PAGE = 100;
+
+/** What a subscriber needs of its hub: the store, the rules, and the counters it feeds. */
+export interface SubscriberHost {
+  readonly maxReplay: number;
+  read(
+    topic: string,
+    after: number,
+    limit: number,
+  ): Promise<{ position: LogPosition; events: StoredEvent[] }>;
+  position(topic: string): Promise<LogPosition>;
+  join(subscriber: Subscriber): void;
+  leave(subscriber: Subscriber): void;
+  counted(what: 'replays' | 'slowCloses', by?: number): void;
+  countedReplayed(events: number): void;
+  countedDelivered(events: number): void;
+  countedReset(reason: ResetReason): void;
+}
+
+type Phase = 'catching-up' | 'live' | 'closed';
+
+/**
+ * One client of a topic. It joins the topic's live fan-out first (buffering), then catches up from
+ * the log — paced by the client — and only then goes live, dropping buffered events it already got:
+ * no gap, no duplicate. Live events are checked by number: one whose seq is not the next sends the
+ * subscriber back to the log to catch up (or to a reset when what it missed is gone).
+ */
+export class Subscriber {
+  readonly topic: string;
+  readonly #host: SubscriberHost;
+  readonly #filter: SubscribeOptions['filter'];
+  readonly #from: SubscribeOptions['from'];
+  readonly #request: IdSource;
+  #sink: (EncodedSink & SseStream) | undefined;
+  #phase: Phase = 'catching-up';
+  #epoch = '';
+  #last = 0;
+  /** Live batches that arrived while catching up, replayed after it; `undefined` when none. */
+  #held: Array<{ epoch: string; events: readonly StoredEvent[] }> | undefined;
+  #heldCount = 0;
+  /** Too much arrived while catching up: dropped, and read from the log instead. */
+  #heldOverflowed = false;
+
+  constructor(host: SubscriberHost, topic: string, request: IdSource, options: SubscribeOptions) {
+    this.#host = host;
+    this.topic = topic;
+    this.#request = request;
+    this.#filter = options.filter;
+    this.#from = options.from;
+  }
+
+  get live(): boolean {
+    return this.#phase === 'live';
+  }
+
+  /** A getter, so that TypeScript does not assume the phase survives an `await` unchanged. */
+  get #isClosed(): boolean {
+    return this.#phase === 'closed';
+  }
+
+  /** Starts on the stream `res.sse()` made: joins the fan-out, then positions the client and catches up. */
+  attach(stream: SseStream, ctx: SseContext): void {
+    const sink = stream as EncodedSink & SseStream;
+    if (typeof sink[deliverLive] !== 'function') {
+      throw new TypeError("hub.subscribe: the subscription needs express-streaming's res.sse() to run on");
+    }
+    this.#sink = sink;
+    if (sink.closed) return;
+    ctx.signal.addEventListener('abort', this.#close, { once: true });
+    this.#host.join(this);
+    void this.#position(readLastEventId(this.#request)).catch(this.#fail);
+  }
+
+  /**
+   * Live events of the topic, in order; `batch` is all of them as one write, made once for every
+   * subscriber. The common case — live, unfiltered, the next seq — is one write and no allocation.
+   */
+  take(epoch: string, events: readonly StoredEvent[], batch: EncodedEvent): void {
+    if (this.#phase !== 'live') {
+      if (this.#phase === 'catching-up') this.#hold(epoch, events);
+      return;
+    }
+    const first = events[0]!;
+    if (this.#filter === undefined && epoch === this.#epoch && first.seq === this.#last + 1) {
+      this.#last = events[events.length - 1]!.seq;
+      this.#writeLive(batch, events.length);
+      return;
+    }
+    for (let i = 0; i < events.length && this.#phase === 'live'; i++)
+      this.#takeOne(epoch, events[i]!, events, i);
+  }
+
+  #takeOne(epoch: string, event: StoredEvent, batch: readonly StoredEvent[], index: number): void {
+    if (epoch !== this.#epoch) {
+      // The log started a new life (Redis lost it): what this client had is gone.
+      this.#reset('unknown-epoch', { epoch, first: event.seq, head: event.seq - 1 });
+    } else if (event.seq <= this.#last) {
+      return;
+    } else if (event.seq !== this.#last + 1) {
+      debug('gap on %s: at %d, got %d; catching up from the log', this.topic, this.#last, event.seq);
+      this.#phase = 'catching-up';
+      this.#hold(epoch, batch.slice(index));
+      void this.#catchUp().catch(this.#fail);
+      return;
+    }
+    this.#last = event.seq;
+    if (this.#accepts(epoch, event)) this.#writeLive(wireOf(epoch, event), 1);
+  }
+
+  #writeLive(wire: EncodedEvent, events: number): void {
+    const sink = this.#sink!;
+    if (sink[deliverLive](wire)) this.#host.countedDelivered(events);
+  }
+
+  #accepts(epoch: string, event: StoredEvent): boolean {
+    return this.#filter === undefined || this.#filter(messageOf(this.topic, epoch, event));
+  }
+
+  /** Judges the client's id by numbers: exact resume, a first connection, or a reset. */
+  async #position(lastEventId: string | undefined): Promise<void> {
+    const position = await this.#host.position(this.topic);
+    if (this.#isClosed) return;
+    this.#epoch = position.epoch;
+    if (lastEventId === undefined || lastEventId === '') {
+      if (this.#from === 'earliest') this.#last = position.first - 1;
+      else {
+        this.#last = position.head;
+        // No replay, but an id: a reconnect before the first event resumes from here.
+        if (!(await this.#sink![deliverPaced](positionEvent(position.epoch, position.head)))) return;
+      }
+    } else {
+      const verdict = judge(lastEventId, position, this.#host.maxReplay);
+      if (typeof verdict === 'string') this.#reset(verdict, position);
+      else this.#last = verdict;
+    }
+    await this.#catchUp();
+  }
+
+  /** Reads the log after the last seq, paced by the client, until it has what was there; then live. */
+  async #catchUp(): Promise<void> {
+    let replayed = 0;
+    for (;;) {
+      const { position, events } = await this.#host.read(this.topic, this.#last, PAGE);
+      if (this.#isClosed) return;
+      if (position.epoch !== this.#epoch) {
+        this.#reset('unknown-epoch', position);
+        continue;
+      }
+      if (position.first > this.#last + 1) {
+        this.#reset('too-old', position);
+        continue;
+      }
+      for (const event of events) {
+        this.#last = event.seq;
+        if (!this.#accepts(position.epoch, event)) continue;
+        if (!(await this.#sink![deliverPaced](wireOf(position.epoch, event)))) return;
+        replayed++;
+      }
+      if (this.#isClosed) return;
+      if (this.#last < position.head && events.length > 0) continue;
+      if (this.#heldOverflowed) {
+        // What arrived meanwhile was too much to hold: the log has it.
+        this.#heldOverflowed = false;
+        continue;
+      }
+      break;
+    }
+    if (replayed > 0) {
+      this.#host.counted('replays');
+      this.#host.countedReplayed(replayed);
+    }
+    this.#goLive();
+  }
+
+  /** Hands over what arrived while catching up (skipping what the log already gave), then goes live. */
+  #goLive(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    this.#heldCount = 0;
+    this.#phase = 'live';
+    if (held === undefined) return;
+    for (const { epoch, events } of held) {
+      for (let i = 0; i < events.length && this.#phase === 'live'; i++)
+        this.#takeOne(epoch, events[i]!, events, i);
+      if (this.#phase !== 'live') return;
+    }
+  }
+
+  #hold(epoch: string, events: readonly StoredEvent[]): void {
+    if (this.#heldOverflowed) return;
+    this.#heldCount += events.length;
+    if (this.#heldCount > Math.max(this.#host.maxReplay, PAGE)) {
+      this.#held = undefined;
+      this.#heldCount = 0;
+      this.#heldOverflowed = true;
+      return;
+    }
+    this.#held ??= [];
+    this.#held.push({ epoch, events });
+  }
+
+  /** Tells the client to reload its state and positions it at the log's head, in the stream's own order. */
+  #reset(reason: ResetReason, position: LogPosition): void {
+    debug('reset on %s: %s', this.topic, reason);
+    this.#host.countedReset(reason);
+    if (channels.hubReset.hasSubscribers) {
+      channels.hubReset.publish({
+        topic: this.topic,
+        reason,
+        lastEventId: readLastEventId(this.#request),
+        req: this.#request,
+      });
+    }
+    this.#epoch = position.epoch;
+    this.#last = position.head;
+    // Resets are rare and small: written like a live event, never awaited.
+    this.#sink![deliverLive](resetEvent(reason, position.epoch, position.head));
+  }
+
+  /** The hub closes: the client gets a (jittered) `retry:` and the stream ends. */
+  closeWith(retry: EncodedEvent): void {
+    const sink = this.#sink;
+    if (sink === undefined || this.#phase === 'closed') return;
+    sink[deliverLive](retry);
+    sink.close();
+  }
+
+  readonly #close = (): void => {
+    if (this.#phase === 'closed') return;
+    this.#phase = 'closed';
+    this.#held = undefined;
+    if (this.#sink?.[closeReason] === 'slow') this.#host.counted('slowCloses');
+    this.#host.leave(this);
+  };
+
+  /** The store failed under a subscriber (Redis down while it resumed): it closes, and reconnects later. */
+  readonly #fail = (error: unknown): void => {
+    debug('subscriber on %s failed: %s', this.topic, error);
+    if (this.#phase !== 'closed') this.#sink?.close();
+  };
+}
+
+/** The seq to replay after, or why the client must reset. */
+function judge(lastEventId: string, position: LogPosition, maxReplay: number): number | ResetReason {
+  const id = parseId(lastEventId);
+  if (id === 'malformed') return 'malformed';
+  if (id.epoch !== position.epoch) return 'unknown-epoch';
+  if (id.seq > position.head) return 'ahead';
+  if (position.first > id.seq + 1) return 'too-old';
+  if (position.head - id.seq > maxReplay) return 'too-many';
+  return id.seq;
+}
+
+const messages = new WeakMap<StoredEvent, HubMessage>();
+
+function messageOf(topic: string, epoch: string, event: StoredEvent): HubMessage {
+  let message = messages.get(event);
+  if (message === undefined) {
+    message = Object.freeze({
+      topic,
+      id: formatId(epoch, event.seq),
+      event: event.record.event || 'message',
+      data: event.record.data,
+    });
+    messages.set(event, message);
+  }
+  return message;
+}

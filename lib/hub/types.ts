@@ -1,0 +1,99 @@
+import type { Serialize, SseEventInput } from '../sse/encoder';
+import type { IdSource } from '../sse/last-event-id';
+import type { SseSubscription } from '../sse/types';
+import type { HubStore, StoreStats } from './store';
+
+/**
+ * Why a resuming client could not be given exactly what it missed, sent to it as `event: reset` with
+ * `data: {"reason": …}`: its id names another life of the log (`unknown-epoch`), events it missed are
+ * gone (`too-old`), it claims events that do not exist yet (`ahead`), its id is not one the hub gives
+ * (`malformed`), or it missed more than `maxReplay` (`too-many`).
+ */
+export type ResetReason = 'unknown-epoch' | 'too-old' | 'ahead' | 'malformed' | 'too-many';
+
+/** The events a hub may publish, by name: `{ msg: { text: string }; typing: { user: string } }`. */
+export type HubEventMap = Record<string, unknown>;
+
+/** No event map: any event object or bare data. */
+export type AnyEvents = { readonly [anyEvents]: true };
+declare const anyEvents: unique symbol;
+
+/**
+ * What `publish` accepts. With an event map, an event object whose `event` names an entry and whose
+ * `data` has that entry's type; without one, any event (object or bare data). The hub assigns `id`.
+ */
+export type HubEventInput<Events> = Events extends AnyEvents
+  ? SseEventInput
+  : {
+      [Name in keyof Events & string]: {
+        event: Name;
+        data: Events[Name];
+        comment?: string;
+        retry?: number;
+        id?: never;
+      };
+    }[keyof Events & string];
+
+/** An event as a subscription's `filter` sees it, the same in every process: `data` is the serialized text. */
+export interface HubMessage {
+  readonly topic: string;
+  readonly id: string;
+  /** The event's name; `'message'` for an unnamed one. */
+  readonly event: string;
+  readonly data: string | undefined;
+}
+
+/** Options of {@link createHub}. */
+export interface HubOptions {
+  /** Where the log lives. Default: `memoryStore()`, in this process. */
+  store?: HubStore;
+  /** Turns non-string `data` into text, once per event. Default: `JSON.stringify`. */
+  serialize?: Serialize;
+  /** The most events one resuming client is replayed; past it, a reset (`too-many`). Default `1000`. */
+  maxReplay?: number;
+}
+
+/** Options of one `hub.subscribe()`. */
+export interface SubscribeOptions {
+  /** Which events this client gets; the others still advance its position (they are not "missed"). */
+  filter?: (message: HubMessage) => boolean;
+  /** `'earliest'`: a first connection (no `Last-Event-ID`) is replayed everything kept. */
+  from?: 'earliest';
+}
+
+/** `hub.stats()`: what operators ask for. */
+export interface HubStats {
+  /** Subscribers per topic with any. */
+  readonly topics: Readonly<Record<string, number>>;
+  readonly subscribers: number;
+  /** Events published through this hub. */
+  readonly published: number;
+  /** Event deliveries to live subscribers (one event to one subscriber counts one). */
+  readonly delivered: number;
+  /** Replays run, and the events they wrote. */
+  readonly replays: number;
+  readonly replayed: number;
+  readonly resets: Readonly<Record<ResetReason, number>>;
+  /** Subscribers closed for falling behind (`bufferBytes` or the write deadline). */
+  readonly slowCloses: number;
+  /** The store's own figures (the Redis store: its live reader's lag and reconnects). */
+  readonly store: StoreStats;
+}
+
+/** A fan-out hub: `res.sse(hub.subscribe(topic, req))` and `hub.publish(topic, event)`. */
+export interface Hub<Events = AnyEvents> {
+  /**
+   * Gives the event the topic's next id `<epoch>-<seq>`, encodes it once and writes the same bytes to
+   * every subscriber of the topic (in every process sharing the store). Resolves with the id; rejects
+   * when the store cannot take it (Redis down), with an error naming the cause.
+   */
+  publish(topic: string, event: HubEventInput<Events>): Promise<string>;
+  /**
+   * A subscription for `res.sse()`: replays what the client missed after its `Last-Event-ID` (header,
+   * else the `lastEventId` query), or tells it to `reset`, then goes live.
+   */
+  subscribe(topic: string, req: IdSource, options?: SubscribeOptions): SseSubscription;
+  stats(): HubStats;
+  /** Every subscription gets a jittered `retry:` and ends; the store lets go of its reader. */
+  close(options?: { retryMs?: number }): Promise<void>;
+}
