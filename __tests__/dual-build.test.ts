@@ -5,7 +5,16 @@ import path from 'node:path';
 const ROOT = path.resolve(__dirname, '..');
 const DIST = path.join(ROOT, 'dist');
 const FIXTURES = path.join(__dirname, 'fixtures', 'dual');
-const BUILD_FILES = ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts'];
+const BUILD_FILES = [
+  'index.js',
+  'index.cjs',
+  'index.d.ts',
+  'index.d.cts',
+  'redis.js',
+  'redis.cjs',
+  'redis.d.ts',
+  'redis.d.cts',
+];
 
 interface Arrived {
   status: number;
@@ -89,6 +98,15 @@ describe('ESM and CommonJS builds', () => {
     ])('%s', (_name, route) => {
       expect(run.results[route]).toEqual({ status: 200, complete: true, ...EXPECTED_BODIES[route] });
       expect(run.outcomes[route]).toBe('finished');
+    });
+  });
+
+  describe.each([
+    ['ESM', 'redis-entry.mjs'],
+    ['CommonJS', 'redis-entry.cjs'],
+  ])('express-streaming/redis beside express-streaming (%s)', (_format, script) => {
+    it('shares one copy of each class: an error the Redis store throws is the main entry’s HubStoreError', async () => {
+      expect(await runFixture(script)).toEqual({ name: 'HubStoreError', sameClass: true, sameMessage: true });
     });
   });
 

@@ -13,7 +13,7 @@ export { chunked } from './chunked/chunked';
 export type { ErrorHandler } from './core/errors';
 export type { AnyRequest, AnyResponse, StreamContext } from './core/response';
 export type { StreamOutcome } from './core/writer';
-export { HubClosedError } from './hub/errors';
+export { HubClosedError, HubStoreError } from './hub/errors';
 export { createHub } from './hub/hub';
 export type { MemoryStoreOptions } from './hub/memory-store';
 export { memoryStore } from './hub/memory-store';

@@ -5,3 +5,14 @@ export class HubClosedError extends Error {
     Object.defineProperty(this, 'name', { value: 'HubClosedError', configurable: true, writable: true });
   }
 }
+
+/**
+ * A store could not do what the hub asked — publish, position or replay — and says why (Redis down,
+ * no answer in time): `publish` rejects with it, and a resuming client is closed to retry later.
+ */
+export class HubStoreError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    Object.defineProperty(this, 'name', { value: 'HubStoreError', configurable: true, writable: true });
+  }
+}

@@ -54,6 +54,8 @@ export function createHub<Events = AnyEvents>(options: HubOptions = {}): Hub<Eve
 class Topic {
   readonly name: string;
   readonly subscribers = new Set<Subscriber>();
+  /** Resolves once the store hands over every event appended from then on. */
+  following: Promise<void> = Promise.resolve();
   pending: Array<{ epoch: string; events: StoredEvent[] }> = [];
 
   constructor(name: string) {
@@ -171,14 +173,18 @@ class HubCore implements Hub, SubscriberHost {
     return this.#store.position(topic);
   }
 
-  join(subscriber: Subscriber): void {
+  join(subscriber: Subscriber): Promise<void> {
     let topic = this.#topics.get(subscriber.topic);
     if (topic === undefined) {
-      topic = new Topic(subscriber.topic);
-      this.#topics.set(topic.name, topic);
-      this.#store.listen(topic.name, (epoch, events) => this.#arrived(topic!, epoch, events));
+      const created = new Topic(subscriber.topic);
+      this.#topics.set(created.name, created);
+      created.following = Promise.resolve(
+        this.#store.listen(created.name, (epoch, events) => this.#arrived(created, epoch, events)),
+      );
+      topic = created;
     }
     topic.subscribers.add(subscriber);
+    return topic.following;
   }
 
   leave(subscriber: Subscriber): void {

@@ -48,9 +48,14 @@ export interface HubStore {
   ): Promise<{ position: LogPosition; events: StoredEvent[] }>;
   /**
    * Hands every new event of `topic` — published by this process or another — to `onEvents`, in
-   * order, from now on. One listener per topic: the hub fans out to its own subscribers.
+   * order. One listener per topic: the hub fans out to its own subscribers. A store that needs time
+   * to start following (the Redis store's reader) returns a promise, resolved once every event
+   * appended from then on will be handed over: the hub reads the log only after it.
    */
-  listen(topic: string, onEvents: (epoch: string, events: readonly StoredEvent[]) => void): void;
+  listen(
+    topic: string,
+    onEvents: (epoch: string, events: readonly StoredEvent[]) => void,
+  ): void | Promise<void>;
   /** Stops handing `topic`'s events over; the store may let go of what it kept for the topic. */
   unlisten(topic: string): void;
   stats?(): StoreStats;

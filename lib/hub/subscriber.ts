@@ -22,7 +22,8 @@ export interface SubscriberHost {
     limit: number,
   ): Promise<{ position: LogPosition; events: StoredEvent[] }>;
   position(topic: string): Promise<LogPosition>;
-  join(subscriber: Subscriber): void;
+  /** Joins the topic's live fan-out; resolves once the store follows the topic. */
+  join(subscriber: Subscriber): Promise<void>;
   leave(subscriber: Subscriber): void;
   counted(what: 'replays' | 'slowCloses', by?: number): void;
   countedReplayed(events: number): void;
@@ -80,8 +81,9 @@ export class Subscriber {
     this.#sink = sink;
     if (sink.closed) return;
     ctx.signal.addEventListener('abort', this.#close, { once: true });
-    this.#host.join(this);
-    void this.#position(readLastEventId(this.#request)).catch(this.#fail);
+    const following = this.#host.join(this);
+    // The log is read only once the store follows the topic: what it misses, the log has.
+    void following.then(() => this.#position(readLastEventId(this.#request))).catch(this.#fail);
   }
 
   /**

@@ -1,0 +1,135 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { until } from './wait';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const started = new Set<ChildProcess>();
+
+export interface HubProcess {
+  readonly port: number;
+  readonly child: ChildProcess;
+  /** SIGKILL: the process dies at once, as in a crash. */
+  kill(): void;
+}
+
+/** Starts `__tests__/fixtures/redis/hub-server.mjs` in its own process (the built package, by its name). */
+export async function startHubProcess(
+  kind: 'ioredis' | 'node-redis',
+  redisUrl: string,
+  prefix: string,
+): Promise<HubProcess> {
+  const child = spawn(
+    process.execPath,
+    [path.join(__dirname, '..', 'fixtures', 'redis', 'hub-server.mjs'), kind, redisUrl, prefix],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, NODE_OPTIONS: '' },
+    },
+  );
+  started.add(child);
+  let output = '';
+  let errors = '';
+  child.stdout?.on('data', (data: Buffer) => {
+    output += data.toString();
+  });
+  child.stderr?.on('data', (data: Buffer) => {
+    errors += data.toString();
+  });
+  await until(
+    () => output.includes('\n') || child.exitCode !== null,
+    () => `the ${kind} process to listen (${errors})`,
+    10_000,
+  );
+  if (child.exitCode !== null) throw new Error(`the ${kind} process exited: ${errors}`);
+  const { port } = JSON.parse(output.split('\n')[0]!) as { port: number };
+  return { port, child, kill: () => child.kill('SIGKILL') };
+}
+
+export async function stopHubProcesses(): Promise<void> {
+  const children = [...started];
+  started.clear();
+  await Promise.all(
+    children.map((child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      return exited;
+    }),
+  );
+}
+
+/** POST /publish/:topic?data=… on one process; resolves with the id. */
+export function publishVia(port: number, topic: string, data: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `/publish/${topic}?data=${encodeURIComponent(data)}`,
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => {
+          const parsed = JSON.parse(body) as { id?: string; error?: string };
+          if (parsed.id) resolve(parsed.id);
+          else reject(new Error(parsed.error ?? body));
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/**
+ * A load balancer's part, as small as it gets: each new connection goes to the first backend that
+ * accepts one, so a client reconnecting after its process died lands on another.
+ */
+export async function balancer(ports: () => number[]): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => {});
+    const tryBackend = (candidates: number[]) => {
+      const [port, ...rest] = candidates;
+      if (port === undefined) {
+        client.destroy();
+        return;
+      }
+      const backend = net.connect(port, '127.0.0.1');
+      let connected = false;
+      backend.once('error', () => {
+        if (connected) client.destroy();
+        else tryBackend(rest);
+      });
+      backend.once('connect', () => {
+        connected = true;
+        sockets.add(backend);
+        backend.on('close', () => {
+          sockets.delete(backend);
+          client.destroy();
+        });
+        client.pipe(backend).pipe(client);
+      });
+    };
+    tryBackend(ports());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,324 @@
+import { createHub, type Hub, HubStoreError } from '../lib';
+import { redisStore } from '../lib/redis';
+import { requireComponent } from './helpers/components';
+import { parseEvents, serveHub } from './helpers/hub-server';
+import { balancer, publishVia, startHubProcess, stopHubProcesses } from './helpers/processes';
+import {
+  closeClients,
+  findRedisServer,
+  ioredisClient,
+  nodeRedisClient,
+  OwnRedis,
+  REDIS_URL,
+  redisAnswers,
+  uniquePrefix,
+} from './helpers/redis';
+import { closeAll } from './helpers/servers';
+import { collectEvents, RawSseClient } from './helpers/sse-client';
+import { sleep, until } from './helpers/wait';
+
+const redis = requireComponent(`Redis at ${REDIS_URL}`, redisAnswers(), 'REQUIRE_REDIS');
+const redisServerBinary = findRedisServer();
+const ownRedis = requireComponent(
+  'redis-server (to stop and restart one)',
+  redisServerBinary !== undefined,
+  'REQUIRE_REDIS',
+);
+
+const clients: RawSseClient[] = [];
+const hubs: Hub[] = [];
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  for (const close of closers.splice(0)) await close();
+  await Promise.all(hubs.splice(0).map((hub) => hub.close()));
+  await closeAll();
+  await closeClients();
+});
+
+function raw(port: number, path: string, headers?: Record<string, string>): RawSseClient {
+  const client = new RawSseClient(port, path, headers);
+  clients.push(client);
+  return client;
+}
+
+function dataOf(client: RawSseClient, name = 'msg'): string[] {
+  return parseEvents(client.body)
+    .events.filter((e) => e.event === name)
+    .map((e) => e.data);
+}
+
+const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => String(from + i));
+
+/** Two hubs on one Redis, as two processes would have: one on ioredis, one on node-redis. */
+async function twoHubs(options: { prefix?: string; maxReplay?: number } = {}) {
+  const prefix = options.prefix ?? uniquePrefix();
+  const io = createHub({ store: redisStore(ioredisClient(), { prefix }), maxReplay: options.maxReplay });
+  const node = createHub({
+    store: redisStore(await nodeRedisClient(), { prefix }),
+    maxReplay: options.maxReplay,
+  });
+  hubs.push(io, node);
+  return { io, node, prefix };
+}
+
+async function publishMany(hub: Hub, topic: string, from: number, to: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = from; i <= to; i++) ids.push(await hub.publish(topic, { event: 'msg', data: String(i) }));
+  return ids;
+}
+
+redis.describe(`redisStore(client, options) against a real Redis${redis.label}`, () => {
+  it('delivers what one process publishes to the subscribers of another, with the ids every process agrees on', async () => {
+    const { io, node } = await twoHubs();
+    const onNode = await serveHub(node);
+    const client = raw(onNode.port, '/feed/t');
+    await until(() => node.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+    const ids = [...(await publishMany(io, 't', 1, 3)), ...(await publishMany(node, 't', 4, 5))];
+    await until(() => dataOf(client).length === 5, 'five events');
+    expect(dataOf(client)).toEqual(range(1, 5));
+    expect(parseEvents(client.body).events.map((e) => e.id)).toEqual(ids);
+    expect(new Set(ids.map((id) => id.split('-')[0])).size).toBe(1);
+  });
+
+  it('resumes a client on another process with exactly what it missed, in pages', async () => {
+    const { io, node } = await twoHubs({ maxReplay: 1000 });
+    const onIo = await serveHub(io);
+    const onNode = await serveHub(node);
+    const first = raw(onIo.port, '/feed/t');
+    await until(() => first.body.includes('id: '), 'subscribed');
+    await publishMany(io, 't', 1, 2);
+    await until(() => dataOf(first).length === 2, 'two events');
+    first.close();
+    // missed while away: more than one page of the replay
+    await publishMany(node, 't', 3, 352);
+    const { lastId } = parseEvents(first.body);
+    const again = raw(onNode.port, '/feed/t', { 'Last-Event-ID': lastId! });
+    await until(() => dataOf(again).length === 350, 'the replay', 10_000);
+    await publishMany(io, 't', 353, 355);
+    await until(() => dataOf(again).length === 353, 'live after the replay');
+    expect(dataOf(again)).toEqual(range(3, 355));
+    expect(node.stats()).toMatchObject({ replays: 1, replayed: 350 });
+  });
+
+  it('keeps ids contiguous under concurrent publishes from two processes (one script per event)', async () => {
+    const { io, node } = await twoHubs();
+    const ids = await Promise.all(
+      Array.from({ length: 400 }, (_, i) =>
+        (i % 2 === 0 ? io : node).publish('t', { event: 'msg', data: String(i) }),
+      ),
+    );
+    const seqs = ids.map((id) => Number(id.split('-')[1])).sort((a, b) => a - b);
+    expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+  });
+
+  it('tells a client whose id names a lost log to reset (unknown-epoch) after the keys were flushed', async () => {
+    const { io, node, prefix } = await twoHubs();
+    const onNode = await serveHub(node);
+    const live = raw(onNode.port, '/feed/t');
+    await until(() => node.stats().subscribers === 1 && live.body.includes('id: '), 'subscribed');
+    const [id] = await publishMany(io, 't', 1, 1);
+    await until(() => dataOf(live).length === 1, 'the first event');
+    // the log is lost, as a FLUSHALL or an eviction would lose it
+    const admin = ioredisClient();
+    await admin.del(`{${prefix}:t}:meta`, `{${prefix}:t}:log`);
+    await publishMany(io, 't', 2, 3);
+    await until(() => parseEvents(live.body).events.some((e) => e.event === 'reset'), 'a reset', 5000);
+    await until(() => dataOf(live).length === 3, 'the new life of the log', 5000);
+    expect(parseEvents(live.body).events.map((e) => e.event)).toEqual(['msg', 'reset', 'msg', 'msg']);
+    expect(parseEvents(live.body).events[1]?.data).toBe('{"reason":"unknown-epoch"}');
+    // a client resuming from the old life gets the same answer
+    const resuming = raw(onNode.port, '/feed/t', { 'Last-Event-ID': id! });
+    await until(() => parseEvents(resuming.body).events.length === 1, 'the reset');
+    expect(parseEvents(resuming.body).events[0]?.data).toBe('{"reason":"unknown-epoch"}');
+  });
+
+  it('loses nothing when the live reader connection is killed server-side while publishing', async () => {
+    const { io, node } = await twoHubs();
+    const onNode = await serveHub(node);
+    const client = raw(onNode.port, '/feed/t');
+    await until(() => node.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+    const admin = ioredisClient();
+    const publishing = (async () => {
+      for (let i = 1; i <= 200; i++) {
+        await io.publish('t', { event: 'msg', data: String(i) });
+        if (i % 20 === 0) await sleep(5);
+      }
+    })();
+    await until(() => dataOf(client).length >= 20, 'some events');
+    for (let kill = 0; kill < 3; kill++) {
+      const list = String(await admin.call('CLIENT', 'LIST'));
+      const ids = [...list.matchAll(/id=(\d+) .*name=express-streaming:live-reader/g)].map((m) => m[1]!);
+      for (const readerId of ids) await admin.call('CLIENT', 'KILL', 'ID', readerId);
+      await sleep(30);
+    }
+    await publishing;
+    await until(() => dataOf(client).length === 200, 'every event', 10_000);
+    expect(dataOf(client)).toEqual(range(1, 200));
+    expect(node.stats().store.readerReconnects).toBeGreaterThanOrEqual(1);
+  });
+
+  it('reports its reader in stats(), and close() lets go of the reader connection', async () => {
+    const { io } = await twoHubs();
+    const app = await serveHub(io);
+    const client = raw(app.port, '/feed/t');
+    await until(() => io.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+    await publishMany(io, 't', 1, 3);
+    const admin = ioredisClient();
+    const readers = async () =>
+      (String(await admin.call('CLIENT', 'LIST')).match(/name=express-streaming:live-reader/g) ?? []).length;
+    await until(() => io.stats().delivered === 3, 'delivered');
+    expect(io.stats().store).toMatchObject({ readerTopics: 1, readerReconnects: 0 });
+    expect(io.stats().store.readerLagMs).toBeGreaterThanOrEqual(0);
+    const before = await readers();
+    expect(before).toBeGreaterThanOrEqual(1);
+    await io.close();
+    let after = before;
+    for (let i = 0; i < 100 && after >= before; i++) {
+      await sleep(20);
+      after = await readers();
+    }
+    expect(after).toBe(before - 1);
+  });
+});
+
+ownRedis.describe(`when Redis stops, restarts or hangs${ownRedis.label}`, () => {
+  let server: OwnRedis;
+  beforeEach(async () => {
+    server = await OwnRedis.start(redisServerBinary!);
+  });
+  afterEach(async () => {
+    await server.kill();
+  });
+
+  it('rejects publish with an error naming the cause, keeps open streams alive, then resets them once a restarted Redis answers', async () => {
+    const hub = createHub({ store: redisStore(ioredisClient(server.url), { commandTimeoutMs: 500 }) });
+    hubs.push(hub);
+    const app = await serveHub(hub, { retryMs: null, heartbeatMs: 100 });
+    const client = raw(app.port, '/feed/t');
+    await until(() => hub.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+    await publishMany(hub, 't', 1, 2);
+    await until(() => dataOf(client).length === 2, 'two events');
+    await server.kill();
+    const failure = await hub.publish('t', { event: 'msg', data: 'lost' }).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(HubStoreError);
+    // the cause as the client gives it (here ioredis gave up retrying), and what the connection was doing
+    expect(String(failure)).toMatch(
+      /^HubStoreError: redisStore: could not publish to topic "t": .+ \(ioredis status: \w+\)$/,
+    );
+    // the stream stays open on heartbeats while Redis is away
+    const heartbeats = client.body.split(':\n\n').length;
+    await until(() => client.body.split(':\n\n').length > heartbeats + 2, 'heartbeats');
+    expect(client.closed).toBe(false);
+    await server.restart();
+    // a restarted Redis that kept nothing: a new epoch, so a reset, never a silent gap
+    await until(
+      async_ok(() => hub.publish('t', { event: 'msg', data: '3' })),
+      'a publish to succeed',
+      10_000,
+    );
+    await until(() => parseEvents(client.body).events.some((e) => e.event === 'reset'), 'the reset', 10_000);
+    await until(() => dataOf(client).includes('3'), 'live again', 10_000);
+  });
+
+  it('delivers, once Redis answers again after hanging, every event it took, with nothing lost', async () => {
+    const hub = createHub({ store: redisStore(ioredisClient(server.url), { commandTimeoutMs: 300 }) });
+    hubs.push(hub);
+    const app = await serveHub(hub, { retryMs: null });
+    const client = raw(app.port, '/feed/t');
+    await until(() => hub.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+    await publishMany(hub, 't', 1, 5);
+    server.pause();
+    const failure = await hub.publish('t', { event: 'msg', data: 'during' }).catch((error: unknown) => error);
+    expect(String(failure)).toMatch(/no answer within 300 ms/);
+    server.resume();
+    await until(
+      async_ok(() => hub.publish('t', { event: 'msg', data: '7' })),
+      'a publish to succeed',
+      10_000,
+    );
+    await until(() => dataOf(client).includes('7'), 'live again', 10_000);
+    // the publish that timed out may still have been taken by Redis: then it is delivered, in its place
+    const got = dataOf(client);
+    expect(got.slice(0, 5)).toEqual(range(1, 5));
+    expect(got.filter((d) => d !== 'during')).toEqual([...range(1, 5), '7']);
+    expect(parseEvents(client.body).events.filter((e) => e.event === 'reset')).toEqual([]);
+  });
+});
+
+/** A predicate for `until` that is true once `attempt` has resolved (retried while it rejects). */
+function async_ok(attempt: () => Promise<unknown>): () => boolean {
+  let done = false;
+  let running = false;
+  return () => {
+    if (!done && !running) {
+      running = true;
+      attempt().then(
+        () => {
+          done = true;
+        },
+        () => {
+          running = false;
+        },
+      );
+    }
+    return done;
+  };
+}
+
+redis.describe(`several server processes on one Redis${redis.label}`, () => {
+  afterEach(stopHubProcesses);
+
+  it('publish on one process, receive on another: ioredis and node-redis processes agree', async () => {
+    const prefix = uniquePrefix();
+    const [a, b] = await Promise.all([
+      startHubProcess('ioredis', REDIS_URL, prefix),
+      startHubProcess('node-redis', REDIS_URL, prefix),
+    ]);
+    const onB = raw(b.port, '/feed/t');
+    await until(() => onB.body.includes('id: '), 'subscribed on the node-redis process');
+    const ids = [
+      await publishVia(a.port, 't', '1'),
+      await publishVia(b.port, 't', '2'),
+      await publishVia(a.port, 't', '3'),
+    ];
+    await until(() => dataOf(onB).length === 3, 'three events');
+    expect(parseEvents(onB.body).events.map((e) => [e.id, e.data])).toEqual(
+      ids.map((id, i) => [id, String(i + 1)]),
+    );
+  });
+
+  it('a client whose process is SIGKILLed mid-stream resumes on another: every event exactly once, in order', async () => {
+    const prefix = uniquePrefix();
+    const [a, b, c] = await Promise.all([
+      startHubProcess('ioredis', REDIS_URL, prefix),
+      startHubProcess('node-redis', REDIS_URL, prefix),
+      startHubProcess('ioredis', REDIS_URL, prefix),
+    ]);
+    // the client reaches the processes through a balancer: first A, then whichever answers
+    let alive = [a.port, b.port];
+    const front = await balancer(() => alive);
+    const source = collectEvents(`http://127.0.0.1:${front.port}/feed/t`, ['msg']);
+    closers.push(
+      () => source.source.close(),
+      () => front.close(),
+    );
+    await until(() => source.source.readyState === 1, 'connected through the balancer');
+    let published = 0;
+    const publishing = (async () => {
+      for (let i = 1; i <= 300; i++) {
+        await publishVia(c.port, 't', String(i));
+        published = i;
+        if (i % 10 === 0) await sleep(2);
+      }
+    })();
+    await until(() => source.events.length >= 60, 'the first events, through A');
+    a.kill();
+    alive = [b.port];
+    await publishing;
+    expect(published).toBe(300);
+    await until(() => source.events.length >= 300, 'every event, after resuming on B', 15_000);
+    await sleep(100);
+    expect(source.events.map((e) => e.data)).toEqual(range(1, 300));
+  });
+});

@@ -1,0 +1,3 @@
+export type { IoRedisLike, NodeRedisLike, RedisClientLike } from './client';
+export type { RedisStoreOptions } from './store';
+export { redisStore } from './store';
