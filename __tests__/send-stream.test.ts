@@ -451,6 +451,33 @@ describe('sendStream(res, body, options?)', () => {
       expect(heard[0]?.headersSent).toBe(true);
     });
 
+    it('releases the generator and resolves "aborted" when the app ends the response itself', async () => {
+      const outcomes: StreamOutcome[] = [];
+      let cleanedUp = false;
+      const app = connect();
+      app.use((_req, res) => {
+        setTimeout(() => res.end(), 30);
+        void sendStream(
+          res as unknown as AnyResponse,
+          (async function* () {
+            try {
+              for (;;) {
+                yield 'tick\n';
+                await sleep(5);
+              }
+            } finally {
+              cleanedUp = true;
+            }
+          })(),
+        ).then((o) => outcomes.push(o));
+      });
+      const server = await listenHttp2(app);
+      const got = await http2Request(server.port, '/');
+      expect(got.status).toBe(200);
+      await until(() => cleanedUp && outcomes.length === 1, 'generator released and outcome');
+      expect(outcomes).toEqual(['aborted']);
+    });
+
     it('resolves "aborted" and runs the generator’s finally when the client cancels', async () => {
       const outcomes: StreamOutcome[] = [];
       let cleanedUp = false;

@@ -988,6 +988,52 @@ describe('sseChannel(options)', () => {
     });
   });
 
+  describe('HTTP/2: the ends a stream can have before or beside its start', () => {
+    it("answers HEAD with the SSE head and an end, onClose('server') once, the source unstarted", async () => {
+      const closes: SseCloseReason[] = [];
+      let readyCalls = 0;
+      const app = connect();
+      app.use(sseChannel({ onClose: (r) => closes.push(r) }) as unknown as connect.NextHandleFunction);
+      app.use((_req: http.IncomingMessage, res: http.ServerResponse) => {
+        (res as SseRes).sse(() => {
+          readyCalls++;
+        });
+      });
+      const { port } = await listenHttp2(app);
+      const got = await http2Request(port, '/', { ':method': 'HEAD' });
+      expect(got.status).toBe(200);
+      expect(got.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+      expect(got.ended).toBe(true);
+      expect(got.body.length).toBe(0);
+      await until(() => closes.length === 1, 'onClose');
+      expect(await untilStable(() => closes.length, 'onClose calls')).toBe(1);
+      expect(closes).toEqual(['server']);
+      expect(readyCalls).toBe(0);
+    });
+
+    it("tears down when the app ends the response itself: onClose('server'), the source released", async () => {
+      const closes: SseCloseReason[] = [];
+      const channel = new Channel<string>();
+      const app = connect();
+      app.use(
+        sseChannel({
+          retryMs: null,
+          onClose: (r) => closes.push(r),
+        }) as unknown as connect.NextHandleFunction,
+      );
+      app.use((_req: http.IncomingMessage, res: http.ServerResponse) => {
+        (res as SseRes).sse(channel);
+        void channel.put('before the end');
+        setTimeout(() => res.end(), 30);
+      });
+      const { port } = await listenHttp2(app);
+      const got = await http2Request(port, '/');
+      expect(got.body.toString()).toBe('data: before the end\n\n');
+      await until(() => closes.length === 1 && channel.closed, 'onClose and the channel closed');
+      expect(closes).toEqual(['server']);
+    });
+  });
+
   describe('options', () => {
     it.each([
       [{ heartbeatMs: 0 }, /heartbeatMs/],
