@@ -1,44 +1,231 @@
-import type http from 'node:http';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import request from 'supertest';
-import { createApp } from '../example-app/app';
+import { createApp, type ExampleApp } from '../example-app/app';
 import { findChromium, requireComponent } from './helpers/components';
-import { closeAll, listen } from './helpers/servers';
+import { REDIS_URL, redisAnswers } from './helpers/redis';
+import { abortAfter, closeAll, httpGet, listen } from './helpers/servers';
+import { collectEvents } from './helpers/sse-client';
+import { sleep, until } from './helpers/wait';
 
-const EXAMPLE = path.join(__dirname, '..', 'example-app');
+const ROOT = path.join(__dirname, '..');
+const EXAMPLE = path.join(ROOT, 'example-app');
+const DOWNLOAD_BYTES = 32 * 1024 * 1024;
 const chromiumPath = findChromium();
 const browser = requireComponent('chromium', chromiumPath !== undefined, 'REQUIRE_BROWSER');
+const redis = requireComponent(`Redis at ${REDIS_URL}`, redisAnswers(), 'REQUIRE_REDIS');
 
-afterEach(closeAll);
+const apps: ExampleApp[] = [];
+afterEach(async () => {
+  for (const app of apps.splice(0)) app.close();
+  await closeAll();
+});
 
-async function startExample() {
-  const app = createApp({ dir: EXAMPLE, counterIntervalMs: 20 });
-  return listen((await import('node:http')).createServer(app as unknown as http.RequestListener));
+/** The app in this process, with short intervals so the test runs fast. */
+async function startExample(): Promise<{ app: ExampleApp; url: string; port: number }> {
+  const app = createApp({
+    dir: EXAMPLE,
+    counterIntervalMs: 20,
+    tickIntervalMs: 100,
+    progressStepMs: 20,
+    rowDelayMs: 20,
+    feedIntervalMs: 50,
+    downloadBytes: DOWNLOAD_BYTES,
+  });
+  apps.push(app);
+  const running = await listen(http.createServer(app as unknown as http.RequestListener));
+  return { app, url: running.url, port: running.port };
 }
 
 describe('the example app', () => {
-  it('serves each README route', async () => {
-    const app = await startExample();
-    expect((await request(app.url).get('/range?limit=3')).body.toString()).toBe('1\n2\n3\n');
-    const rows = await request(app.url).get('/rows').buffer(true);
+  it('serves each README route and each demo route', async () => {
+    const { url } = await startExample();
+    expect((await request(url).get('/range?limit=3')).body.toString()).toBe('1\n2\n3\n');
+    const rows = await request(url).get('/rows').buffer(true);
     expect(rows.headers['content-type']).toBe('application/x-ndjson');
     expect(
       rows.text
         .trim()
         .split('\n')
         .map((line) => JSON.parse(line).id),
-    ).toEqual([1, 2, 3, 4, 5]);
-    const csv = await request(app.url).get('/report.csv');
+    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    const csv = await request(url).get('/report.csv');
     expect(csv.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(csv.text.startsWith('id,name\n')).toBe(true);
-    expect((await request(app.url).get('/tokens')).text).toBe('Streaming one token at a time.\n');
+    expect((await request(url).get('/tokens')).text).toBe('Streaming one token at a time.\n');
+
+    const progress = await request(url).get('/progress').buffer(true);
+    expect(progress.headers['transfer-encoding']).toBe('chunked');
+    expect(progress.text.trim().split('\n').map(Number)).toEqual(
+      Array.from({ length: 20 }, (_, i) => (i + 1) * 5),
+    );
+
+    const head = await request(url).head('/download');
+    expect(Number(head.headers['content-length'])).toBe(DOWNLOAD_BYTES);
+    expect(head.headers['content-disposition']).toMatch(/^attachment; filename=/);
+    const range = await request(url).get('/download').set('Range', 'bytes=0-63').buffer(true);
+    expect(range.status).toBe(206);
+    expect(range.headers['content-range']).toBe(`bytes 0-63/${DOWNLOAD_BYTES}`);
+    expect(range.text).toMatch(/^line 000000001 of the express-streaming demo file\.*\n$/);
+
+    expect((await request(url).post('/chat').send({ text: '' })).status).toBe(400);
+    const published = await request(url).post('/chat').send({ text: 'hello' });
+    expect(published.status).toBe(201);
+    expect(published.body.id).toMatch(/^[A-Za-z0-9]+-1$/);
+
+    const stats = await request(url).get('/stats');
+    expect(stats.body).toMatchObject({ openStreams: 0, liveProducers: 0, hub: { subscribers: 0 } });
+    expect(stats.body.hub.published).toBeGreaterThanOrEqual(1);
+
+    const metrics = await request(url).get('/metrics');
+    expect(metrics.headers['content-type']).toMatch(/^text\/plain/);
+    expect(metrics.text).toMatch(/^express_streaming_hub_published_total\{topic="chat"\} [1-9]/m);
   });
+
+  it('tells a client with an unknown id to reset, and releases a producer when its client leaves', async () => {
+    const { app, port } = await startExample();
+    // A whole reset event: its name, the id it goes on from, its reason, the blank line that ends it.
+    const RESET = /event: reset\nid: [A-Za-z0-9]+-\d+\ndata: \{"reason":"unknown-epoch"\}\n\n/;
+    await abortAfter(port, '/ticks?lastEventId=forgotten0-7', (soFar) => RESET.test(soFar.toString()));
+    expect(app.hub.stats().resets['unknown-epoch']).toBe(1);
+
+    await abortAfter(port, '/slow-feed', (soFar) => soFar.toString().split('event: feed').length > 3);
+    await until(
+      () => app.stats().liveProducers === 0 && app.sse.size === 0,
+      () => `the slow feed to be released: ${JSON.stringify(app.stats())}`,
+    );
+  });
+
+  it('server.ts prints the port it really listens on (PORT=0) and exits cleanly on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'example-app/server.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (data: Buffer) => {
+      out += data.toString();
+    });
+    child.stderr.on('data', (data: Buffer) => {
+      out += data.toString();
+    });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    let stream: http.ClientRequest | undefined;
+    try {
+      const URL_LINE = /listening on http:\/\/localhost:(\d+)/;
+      await until(
+        () => URL_LINE.test(out),
+        () => `the URL line in ${JSON.stringify(out)}`,
+        15_000,
+      );
+      const port = Number(URL_LINE.exec(out)![1]);
+      expect(port).toBeGreaterThan(0);
+      expect((await httpGet(`http://127.0.0.1:${port}/`)).status).toBe(200);
+
+      // An open SSE stream must not hold the shutdown up: closeAll() ends it with a retry.
+      let received = '';
+      let ended = false;
+      stream = http.get(`http://127.0.0.1:${port}/ticks`, { agent: false }, (res) => {
+        res.on('data', (data: Buffer) => {
+          received += data.toString();
+        });
+        res.on('end', () => {
+          ended = true;
+        });
+      });
+      stream.on('error', () => {});
+      await until(() => received.includes('event: tick'), 'a tick', 5000);
+
+      child.kill('SIGTERM');
+      const result = await Promise.race([exited, sleep(8000).then(() => 'still running after 8 s')]);
+      expect(result).toEqual({ code: 0, signal: null });
+      expect(out).toContain('SIGTERM: closing');
+      await until(() => ended, 'the SSE stream to end');
+      expect(received).toMatch(/retry: \d+\n\n$/);
+    } finally {
+      stream?.destroy();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }, 30_000);
 });
 
-browser.describe(`the counter page in headless Chromium${browser.label}`, () => {
-  it('shows the ten counter events as they arrive', async () => {
-    const app = await startExample();
+redis.describe(`the example app on the Redis store, in two processes (WORKERS=2)${redis.label}`, () => {
+  it('delivers messages published through one process to a subscriber on another, and stops cleanly', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'example-app/server.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: '0', WORKERS: '2', REDIS_URL },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.on('data', (data: Buffer) => {
+        out += data.toString();
+      });
+    }
+    const exited = new Promise<{ code: number | null }>((resolve) =>
+      child.on('exit', (code) => resolve({ code })),
+    );
+    const source = { close: () => {} };
+    try {
+      await until(
+        () => (out.match(/worker \d+ \(pid (\d+)\) serving/g) ?? []).length === 2,
+        () => `two workers in ${out}`,
+        20_000,
+      );
+      const port = Number(/listening on http:\/\/localhost:(\d+)/.exec(out)![1]);
+      const pids = [...out.matchAll(/worker \d+ \(pid (\d+)\)/g)].map((m) => m[1]);
+      expect(new Set(pids).size).toBe(2);
+      const { source: events, events: received } = collectEvents(`http://127.0.0.1:${port}/chat`, ['msg']);
+      source.close = () => events.close();
+      await until(() => events.readyState === 1, 'subscribed');
+      // node:cluster hands each new connection to the next worker: these land on both processes
+      const servedBy = new Set<string>();
+      for (let i = 1; i <= 6; i++) {
+        const res = await request(`http://127.0.0.1:${port}`)
+          .post('/chat')
+          .set('Connection', 'close')
+          .send({ text: `m${i}` });
+        expect(res.status).toBe(201);
+        servedBy.add(String(res.headers['x-served-by']));
+      }
+      expect(servedBy.size).toBe(2);
+      await until(() => received.length === 6, 'six messages, whichever process published them', 10_000);
+      expect(received.map((e) => JSON.parse(e.data).text)).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
+      source.close();
+      child.kill('SIGTERM');
+      const result = await Promise.race([exited, sleep(10_000).then(() => 'still running after 10 s')]);
+      expect(result).toEqual({ code: 0 });
+    } finally {
+      source.close();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  }, 40_000);
+});
+
+/** What the page keeps in `window.demo` (see example-app/public/app.js). */
+interface Demo {
+  eventsPerSecond: number[];
+  ticks: { received: number[]; missed: number[]; gaps: number; duplicates: number; resets: string[] };
+  chat: string[];
+  rows: { reads: number; count: number };
+}
+const demoOf = (page: Page): Promise<Demo> => page.evaluate(() => (window as unknown as { demo: Demo }).demo);
+
+/** The number of a metric series in Prometheus text, e.g. `name{label="value"}`. */
+function metric(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
+}
+
+browser.describe(`the demo page in headless Chromium${browser.label}`, () => {
+  it('shows every capability working', async () => {
+    const { app, url } = await startExample();
     const instance = await chromium.launch({
       executablePath: chromiumPath,
       args: [
@@ -48,15 +235,141 @@ browser.describe(`the counter page in headless Chromium${browser.label}`, () => 
         '--no-first-run',
         '--disable-background-networking',
       ],
+      timeout: 15_000,
     });
     try {
-      const page = await instance.newPage();
-      await page.goto(`${app.url}/`);
-      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'done', undefined, {
-        timeout: 10_000,
+      const context = await instance.newContext({
+        acceptDownloads: true,
+        viewport: { width: 1360, height: 900 },
       });
-      const items = await page.$$eval('#events li', (nodes) => nodes.map((n) => n.textContent));
-      expect(items).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+      context.setDefaultTimeout(8000);
+      const page = await context.newPage();
+      await page.goto(`${url}/`);
+
+      // The counter: ten Server-Sent Events, then the stream ends.
+      await page.waitForFunction(() => document.getElementById('status')?.textContent === 'done');
+      expect(await page.$$eval('#events li', (nodes) => nodes.map((n) => n.textContent))).toEqual([
+        '0',
+        '1',
+        '2',
+        '3',
+        '4',
+        '5',
+        '6',
+        '7',
+        '8',
+        '9',
+      ]);
+
+      // The chart moves: a redraw each second, from a count of events above zero.
+      const frames = () => page.$eval('#chart', (c) => Number((c as HTMLCanvasElement).dataset.frames));
+      const image = () => page.$eval('#chart', (c) => (c as HTMLCanvasElement).toDataURL());
+      await page.waitForFunction(() => Number(document.getElementById('eps')?.textContent) > 0);
+      const firstImage = await image();
+      const firstFrame = await frames();
+      await page.waitForFunction(
+        (n) => Number(document.getElementById('chart')?.dataset.frames) > n,
+        firstFrame,
+      );
+      expect(await image()).not.toBe(firstImage);
+
+      // The hub: a message published from one tab arrives in both.
+      const second = await context.newPage();
+      await second.goto(`${url}/`);
+      for (const tab of [page, second]) {
+        await tab.waitForFunction(() => document.getElementById('chat-status')?.textContent === 'live');
+      }
+      await page.fill('#chat-text', 'hello from tab 1');
+      await page.click('#chat-form button[type=submit]');
+      await second.fill('#chat-text', 'and from tab 2');
+      await second.press('#chat-text', 'Enter');
+      for (const tab of [page, second]) {
+        await tab.waitForFunction(() => (window as unknown as { demo: Demo }).demo.chat.length === 2);
+        expect((await demoOf(tab)).chat).toEqual(['hello from tab 1', 'and from tab 2']);
+        expect(await tab.textContent('#chat')).toContain('hello from tab 1');
+      }
+      await second.close(); // browsers keep six connections per host: give its two streams back
+
+      // Drop the ticks stream, let ticks be published meanwhile, reconnect: they are replayed.
+      await page.waitForFunction(() => (window as unknown as { demo: Demo }).demo.ticks.received.length >= 2);
+      await page.click('#drop');
+      const publishedAtDrop = app.hub.stats().published;
+      await until(
+        () => app.hub.stats().published >= publishedAtDrop + 4,
+        'four ticks published while dropped',
+      );
+      const beforeReconnect = (await demoOf(page)).ticks.received;
+      await page.click('#drop'); // now "Reconnect", with ?lastEventId=
+      await page.waitForSelector('#resume-summary[data-state="resumed"]');
+      const ticks = (await demoOf(page)).ticks;
+      expect(ticks.received.slice(0, beforeReconnect.length)).toEqual(beforeReconnect);
+      expect(ticks.received).toEqual(
+        Array.from({ length: ticks.received.length }, (_, i) => ticks.received[0]! + i),
+      ); // in order, no gap, no duplicate
+      expect(ticks).toMatchObject({ gaps: 0, duplicates: 0, resets: [] });
+      expect(ticks.missed.length).toBeGreaterThanOrEqual(3);
+      expect(ticks.missed[0]).toBe(beforeReconnect[beforeReconnect.length - 1]! + 1);
+      expect(await page.textContent('#resume-summary')).toMatch(/^Resumed: the \d+ ticks published/);
+      expect(app.hub.stats().replayed).toBeGreaterThanOrEqual(3);
+
+      // An id the hub cannot resume from: a visible reset.
+      await page.click('#forget');
+      await page.waitForSelector('#ticks-reset:visible');
+      expect(await page.textContent('#ticks-reset')).toContain('reset: unknown-epoch');
+      expect((await demoOf(page)).ticks.resets).toEqual(['unknown-epoch']);
+
+      // A large file: the download is the whole file.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+      const saved = await download.path();
+      expect(await download.failure()).toBeNull();
+      expect(download.suggestedFilename()).toBe(`demo-${DOWNLOAD_BYTES}.txt`);
+      expect(fs.statSync(saved).size).toBe(DOWNLOAD_BYTES);
+
+      // Chunked progress to 100 %.
+      await page.click('#progress-start');
+      await page.waitForFunction(
+        () =>
+          (document.getElementById('progress') as HTMLProgressElement).value === 100 &&
+          document.getElementById('progress-label')?.textContent === '100 % — done',
+      );
+
+      // NDJSON rows, rendered as they arrive (several reads, not one).
+      await page.click('#rows-start');
+      await page.waitForFunction(
+        () => document.getElementById('rows-label')?.textContent === '12 rows — done',
+      );
+      expect(await page.$$eval('#rows tr', (trs) => trs.length)).toBe(12);
+      expect((await demoOf(page)).rows.reads).toBeGreaterThan(1);
+
+      // Leaving the slow feed releases its producer, by the server's own counters.
+      await page.click('#disconnect-run');
+      await page.waitForSelector('#disconnect-result[data-state]');
+      expect(await page.getAttribute('#disconnect-result', 'data-state')).toBe('released');
+      const table = await page.$$eval('#disconnect-table tr', (trs) =>
+        trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent)),
+      );
+      expect(table.map((row) => row[0])).toEqual(['before', 'while reading', 'after leaving']);
+      const producers = table.map((row) => Number(row[1]));
+      expect(producers).toEqual([producers[0], producers[0]! + 1, producers[0]]);
+      expect(app.stats().liveProducers).toBe(0);
+
+      // Metrics from diagnostics_channel, as Prometheus reads them.
+      await page.click('#metrics-refresh');
+      await page.waitForFunction(() =>
+        document.getElementById('metrics')?.textContent?.includes('express_streaming_hub_resets_total'),
+      );
+      const metrics = (await page.textContent('#metrics')) ?? '';
+      expect(metric(metrics, 'express_streaming_hub_published_total{topic="chat"}')).toBe(2);
+      expect(metric(metrics, 'express_streaming_hub_published_total{topic="ticks"}')).toBeGreaterThan(4);
+      expect(metric(metrics, 'express_streaming_hub_resets_total{reason="unknown-epoch"}')).toBe(1);
+      expect(metric(metrics, 'express_streaming_sse_closed_total{reason="client"}')).toBeGreaterThanOrEqual(
+        3,
+      );
+      expect(metric(metrics, 'express_streaming_sse_open_streams')).toBe(app.sse.size);
+
+      const screenshot = path.join(os.tmpdir(), `express-streaming-example-${Date.now()}.png`);
+      await page.screenshot({ path: screenshot, fullPage: true });
+      process.stdout.write(`\nexample app screenshot: ${screenshot}\n`);
     } finally {
       await instance.close();
     }

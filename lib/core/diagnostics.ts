@@ -11,7 +11,7 @@ export const channels = {
   sseOpen: diagnostics.channel('express-streaming:sse:open'),
   /** A stream ended, once: `{ req, res, stream, reason, error }`. */
   sseClose: diagnostics.channel('express-streaming:sse:close'),
-  /** An event was published: `{ topic, id, event, bytes, subscribers }`. */
+  /** An event was published: `{ topic, id, event, subscribers }` (local subscribers of the topic). */
   hubPublish: diagnostics.channel('express-streaming:hub:publish'),
   /** A subscriber could not resume and was told to reset: `{ topic, reason, lastEventId, req }`. */
   hubReset: diagnostics.channel('express-streaming:hub:reset'),
