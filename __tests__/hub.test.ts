@@ -1,6 +1,6 @@
 import diagnostics from 'node:diagnostics_channel';
 import { createHub, type Hub, HubClosedError, type HubMessage, memoryStore, type ResetReason } from '../lib';
-import { parseEvents, serveHub } from './helpers/hub-server';
+import { dataOf, parseEvents, range, serveHub } from './helpers/hub-server';
 import { closeAll } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
 import { until, untilStable } from './helpers/wait';
@@ -25,13 +25,6 @@ function raw(port: number, path: string, headers?: Record<string, string>): RawS
   return client;
 }
 
-/** The data of the named events a client got, in order. */
-function dataOf(client: RawSseClient, name = 'msg'): string[] {
-  return parseEvents(client.body)
-    .events.filter((e) => e.event === name)
-    .map((e) => e.data);
-}
-
 async function publishMany(hub: Hub, topic: string, count: number, from = 1, size = 0): Promise<string[]> {
   const ids: string[] = [];
   for (let i = from; i < from + count; i++) {
@@ -41,8 +34,6 @@ async function publishMany(hub: Hub, topic: string, count: number, from = 1, siz
   }
   return ids;
 }
-
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => String(from + i));
 
 describe('createHub(options?)', () => {
   describe('publish(topic, event) and subscribe(topic, req)', () => {

@@ -1,7 +1,7 @@
 import { createHub, type Hub, HubStoreError } from '../lib';
 import { redisStore } from '../lib/redis';
 import { requireComponent } from './helpers/components';
-import { parseEvents, serveHub } from './helpers/hub-server';
+import { dataOf, parseEvents, range, serveHub } from './helpers/hub-server';
 import { balancer, publishVia, startHubProcess, stopHubProcesses } from './helpers/processes';
 import {
   closeClients,
@@ -41,14 +41,6 @@ function raw(port: number, path: string, headers?: Record<string, string>): RawS
   clients.push(client);
   return client;
 }
-
-function dataOf(client: RawSseClient, name = 'msg'): string[] {
-  return parseEvents(client.body)
-    .events.filter((e) => e.event === name)
-    .map((e) => e.data);
-}
-
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => String(from + i));
 
 /** Two hubs on one Redis, as two processes would have: one on ioredis, one on node-redis. */
 async function twoHubs(options: { prefix?: string; maxReplay?: number } = {}) {

@@ -19,6 +19,7 @@ import {
 } from '../lib';
 import { http2Client, http2Request, listenHttp2 } from './helpers/http2';
 import { closeAll, httpGet, listen, rawRequest } from './helpers/servers';
+import { endlessTicks } from './helpers/sources';
 import { deferred, sleep, until, untilStable } from './helpers/wait';
 
 const FILES = path.join(__dirname, 'fixtures', 'files');
@@ -453,53 +454,26 @@ describe('sendStream(res, body, options?)', () => {
 
     it('releases the generator and resolves "aborted" when the app ends the response itself', async () => {
       const outcomes: StreamOutcome[] = [];
-      let cleanedUp = false;
+      const ticks = endlessTicks();
       const app = connect();
       app.use((_req, res) => {
         setTimeout(() => res.end(), 30);
-        void sendStream(
-          res as unknown as AnyResponse,
-          (async function* () {
-            try {
-              for (;;) {
-                yield 'tick\n';
-                await sleep(5);
-              }
-            } finally {
-              cleanedUp = true;
-            }
-          })(),
-        ).then((o) => outcomes.push(o));
+        void sendStream(res as unknown as AnyResponse, ticks.body).then((o) => outcomes.push(o));
       });
       const server = await listenHttp2(app);
       const got = await http2Request(server.port, '/');
       expect(got.status).toBe(200);
-      await until(() => cleanedUp && outcomes.length === 1, 'generator released and outcome');
+      await until(() => ticks.released() && outcomes.length === 1, 'generator released and outcome');
       expect(outcomes).toEqual(['aborted']);
     });
 
     it('resolves "aborted" and runs the generator’s finally when the client cancels', async () => {
       const outcomes: StreamOutcome[] = [];
-      let cleanedUp = false;
-      const server = await listenHttp2(
-        sendStreamApp(
-          () =>
-            (async function* () {
-              try {
-                for (;;) {
-                  yield 'tick\n';
-                  await sleep(5);
-                }
-              } finally {
-                cleanedUp = true;
-              }
-            })(),
-          outcomes,
-        ),
-      );
+      const ticks = endlessTicks();
+      const server = await listenHttp2(sendStreamApp(() => ticks.body, outcomes));
       const got = await http2Request(server.port, '/', {}, { cancelWhen: (soFar) => soFar.includes('tick') });
       expect(got.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
-      await until(() => cleanedUp && outcomes.length === 1, 'generator finally and outcome');
+      await until(() => ticks.released() && outcomes.length === 1, 'generator finally and outcome');
       expect(outcomes).toEqual(['aborted']);
     });
 

@@ -17,6 +17,7 @@ import {
 } from '../lib';
 import { http2Request, listenHttp2 } from './helpers/http2';
 import { closeAll, frameworks, type Handler, listen, nodeHttpFramework } from './helpers/servers';
+import { endlessTicks } from './helpers/sources';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
 import { sleep, until, untilStable } from './helpers/wait';
 
@@ -610,22 +611,12 @@ describe('sseChannel(options)', () => {
 
     it("runs once when the app closes: onClose('server'), a clean end, the iterator returned", async () => {
       const closes: SseCloseReason[] = [];
-      let returned = false;
-      async function* endless() {
-        try {
-          for (;;) {
-            yield 'tick';
-            await sleep(10);
-          }
-        } finally {
-          returned = true;
-        }
-      }
+      const ticks = endlessTicks('tick', 10);
       const app = await serve(
         { retryMs: null, onClose: (r) => closes.push(r) },
         {
           '/': (_req, res) => {
-            const stream = res.sse(endless());
+            const stream = res.sse(ticks.body);
             setTimeout(() => {
               stream.close();
               stream.close();
@@ -636,7 +627,7 @@ describe('sseChannel(options)', () => {
       const client = raw(app.port, '/');
       await client.waitEnded();
       expect(client.terminated).toBe(true);
-      await until(() => returned, 'iterator returned');
+      await until(ticks.released, 'iterator returned');
       expect(closes).toEqual(['server']);
     });
 
@@ -762,31 +753,20 @@ describe('sseChannel(options)', () => {
       "tears down ($name) when the app ends the response itself: onClose('server'), the source released",
       async (framework) => {
         const closes: SseCloseReason[] = [];
-        let returned = false;
+        const ticks = endlessTicks('tick');
         const middleware = sseChannel({ retryMs: null, heartbeatMs: 10, onClose: (r) => closes.push(r) });
         const app = await framework.listen({
           use: [middleware as unknown as Handler],
           routes: {
             '/': (_req, res) => {
-              (res as SseRes).sse(
-                (async function* () {
-                  try {
-                    for (;;) {
-                      yield 'tick';
-                      await sleep(5);
-                    }
-                  } finally {
-                    returned = true;
-                  }
-                })(),
-              );
+              (res as SseRes).sse(ticks.body);
               setTimeout(() => res.end(), 40);
             },
           },
         });
         const client = raw(app.port, '/');
         await client.waitEnded();
-        await until(() => returned && closes.length === 1, 'the source released and onClose');
+        await until(() => ticks.released() && closes.length === 1, 'the source released and onClose');
         expect(closes).toEqual(['server']);
         expect(client.terminated).toBe(true);
         // nothing was written after the final chunk

@@ -20,6 +20,7 @@ import {
   streamBody,
 } from '../lib';
 import { abortAfter, closeAll, frameworks, type Handler, httpGet, rawRequest } from './helpers/servers';
+import { endlessTicks } from './helpers/sources';
 import { deferred, sleep, until, untilStable } from './helpers/wait';
 
 const FILES = path.join(__dirname, 'fixtures', 'files');
@@ -424,21 +425,10 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
   describe('when the client leaves', () => {
     it('runs the generator finally and resolves "aborted"', async () => {
       const outcomes: StreamOutcome[] = [];
-      let cleanedUp = false;
-      const app = await serve({
-        '/': streams(async function* () {
-          try {
-            for (;;) {
-              yield 'tick\n';
-              await new Promise((r) => setTimeout(r, 5));
-            }
-          } finally {
-            cleanedUp = true;
-          }
-        }, outcomes),
-      });
+      const ticks = endlessTicks();
+      const app = await serve({ '/': streams(() => ticks.body, outcomes) });
       await abortAfter(app.port, '/', (bytes) => bytes.includes('tick'));
-      await until(() => cleanedUp && outcomes.length === 1, 'generator finally and outcome');
+      await until(() => ticks.released() && outcomes.length === 1, 'generator finally and outcome');
       expect(outcomes).toEqual(['aborted']);
     });
 
@@ -538,28 +528,15 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
   describe('when the app ends the response itself mid-stream', () => {
     it('releases a generator (its finally runs), aborts ctx.signal and resolves "aborted"', async () => {
       const outcomes: StreamOutcome[] = [];
-      let cleanedUp = false;
+      const ticks = endlessTicks();
       const app = await serve({
         '/': (_req, res) => {
           setTimeout(() => res.end(), 50);
-          void (res as Res)
-            .stream(
-              (async function* () {
-                try {
-                  for (;;) {
-                    yield 'tick\n';
-                    await sleep(5);
-                  }
-                } finally {
-                  cleanedUp = true;
-                }
-              })(),
-            )
-            .then((outcome) => outcomes.push(outcome));
+          void (res as Res).stream(ticks.body).then((outcome) => outcomes.push(outcome));
         },
       });
       await rawRequest(app.port, '/');
-      await until(() => cleanedUp && outcomes.length === 1, 'the generator released and the outcome');
+      await until(() => ticks.released() && outcomes.length === 1, 'the generator released and the outcome');
       expect(outcomes).toEqual(['aborted']);
     });
 

@@ -48,3 +48,14 @@ export function parseEvents(body: string): { events: ParsedEvent[]; lastId: stri
   for (const match of complete.matchAll(/^id: (.*)$/gm)) lastId = match[1];
   return { events, lastId };
 }
+
+/** The data of a client's events of one name, in order. */
+export function dataOf(client: { readonly body: string }, name = 'msg'): string[] {
+  return parseEvents(client.body)
+    .events.filter((e) => e.event === name)
+    .map((e) => e.data);
+}
+
+/** '1' … 'n' as strings, as event data arrives. */
+export const range = (from: number, to: number): string[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => String(from + i));

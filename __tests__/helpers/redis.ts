@@ -1,9 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import Redis from 'ioredis';
 import { createClient } from 'redis';
+import { freePort } from './servers';
 import { until } from './wait';
 
 /** The Redis the tests use: `REDIS_URL`, else the local default. Tests use their own key prefixes. */
@@ -113,15 +113,4 @@ export class OwnRedis {
     child.kill('SIGKILL');
     await exited;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
 }

@@ -245,39 +245,40 @@ function emptySource(): ChunkSource {
 
 function asyncIterablePlan(iterable: AsyncIterable<unknown>): StreamPlan {
   const hint = (iterable as { [BodyContentType]?: unknown })[BodyContentType];
-  const open = (): ChunkSource => {
-    const iterator = iterable[Symbol.asyncIterator]();
-    return {
-      itemName: 'an iterable item',
-      next: () => iterator.next(),
-      release: () => releaseIterable(iterable, iterator),
-    };
-  };
-  return {
-    kind: 'stream',
-    type: typeof hint === 'string' ? hint : BINARY_TYPE,
-    overTime: true,
-    open,
-    // Never started: its iterator is made only to be returned, inside releaseIterable's guard.
-    dispose: () => releaseIterable(iterable, { return: () => iterable[Symbol.asyncIterator]().return?.() }),
-  };
+  return iteratorPlan(
+    iterable,
+    () => iterable[Symbol.asyncIterator](),
+    typeof hint === 'string' ? hint : BINARY_TYPE,
+  );
 }
 
 function iterablePlan(iterable: Iterable<unknown>): StreamPlan {
-  const open = (): ChunkSource => {
-    const iterator = iterable[Symbol.iterator]();
-    return {
-      itemName: 'an iterable item',
-      next: () => iterator.next(),
-      release: () => releaseIterable(undefined, iterator),
-    };
-  };
+  return iteratorPlan(iterable, () => iterable[Symbol.iterator](), BINARY_TYPE);
+}
+
+/**
+ * A sync or async iterable: pulled through its iterator. Release closes a closable source (a Channel)
+ * first, because `return()` would queue behind a pending take.
+ */
+function iteratorPlan(
+  iterable: object,
+  iterate: () => Iterator<unknown> | AsyncIterator<unknown>,
+  type: string,
+): StreamPlan {
   return {
     kind: 'stream',
-    type: BINARY_TYPE,
+    type,
     overTime: true,
-    open,
-    dispose: () => releaseIterable(undefined, { return: () => iterable[Symbol.iterator]().return?.() }),
+    open: () => {
+      const iterator = iterate();
+      return {
+        itemName: 'an iterable item',
+        next: () => iterator.next(),
+        release: () => releaseIterable(iterable, iterator),
+      };
+    },
+    // Never started: its iterator is made only to be returned, inside releaseIterable's guard.
+    dispose: () => releaseIterable(iterable, { return: () => iterate().return?.() }),
   };
 }
 
