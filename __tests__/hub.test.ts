@@ -275,6 +275,28 @@ describe('createHub(options?)', () => {
       expect(dataOf(resumed)).toEqual(['4']);
     });
 
+    it('closes only the subscription whose filter throws; the others get their events', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub, { retryMs: null }, (req) =>
+        req.url?.includes('broken')
+          ? {
+              filter: () => {
+                throw new Error('a broken filter');
+              },
+            }
+          : {},
+      );
+      const broken = raw(app.port, '/feed/t?broken');
+      const fine = raw(app.port, '/feed/t');
+      await until(() => [broken, fine].every((c) => c.body.includes('id: ')), 'positioned');
+      await hub.publish('t', { event: 'msg', data: '1' });
+      await hub.publish('t', { event: 'msg', data: '2' });
+      await until(() => dataOf(fine).length === 2, 'the events, for the other subscriber');
+      await broken.waitEnded();
+      expect(dataOf(broken)).toEqual([]);
+      expect(hub.stats().subscribers).toBe(1);
+    });
+
     it('writes a burst published in one tick to each socket as one write', async () => {
       const hub = hubOf();
       const writes: number[] = [];

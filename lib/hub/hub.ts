@@ -1,4 +1,5 @@
 import { channels } from '../core/diagnostics';
+import { reportUnheard } from '../core/errors';
 import { checkCount, checkFunction, checkOptionsObject, optionError } from '../core/options';
 import { describeValue } from '../core/util';
 import { type EncodedEvent, encodedText } from '../sse/encoded';
@@ -232,7 +233,14 @@ class HubCore implements Hub, SubscriberHost {
     for (const topic of topics) {
       const pending = topic.pending;
       topic.pending = [];
-      for (const { epoch, events } of pending) this.#fanOut(topic, epoch, events);
+      for (const { epoch, events } of pending) {
+        try {
+          this.#fanOut(topic, epoch, events);
+        } catch (error) {
+          // an entry the hub cannot encode (written to the log by something else): reported, skipped
+          reportUnheard(error);
+        }
+      }
     }
   };
 
@@ -241,7 +249,14 @@ class HubCore implements Hub, SubscriberHost {
     if (topic.subscribers.size === 0) return;
     const wires: EncodedEvent[] = events.map((event) => wireOf(epoch, event));
     const batch = batchOf(wires);
-    for (const subscriber of topic.subscribers) subscriber.take(epoch, events, batch);
+    for (const subscriber of topic.subscribers) {
+      try {
+        subscriber.take(epoch, events, batch);
+      } catch (error) {
+        // one subscriber's failure must not cost the others their events (nor the process its life)
+        subscriber.fail(error);
+      }
+    }
   }
 }
 

@@ -1,9 +1,11 @@
 import { createDebug } from '../core/debug';
 import { channels } from '../core/diagnostics';
+import { reportUnheard } from '../core/errors';
 import { closeReason, deliverLive, deliverPaced, type EncodedEvent, type EncodedSink } from '../sse/encoded';
 import { type IdSource, readLastEventId } from '../sse/last-event-id';
 import type { SseContext, SseStream } from '../sse/types';
 import { positionEvent, resetEvent, wireOf } from './encode';
+import { HubStoreError } from './errors';
 import { formatId, parseId } from './ids';
 import type { LogPosition, StoredEvent } from './store';
 import type { HubMessage, ResetReason, SubscribeOptions } from './types';
@@ -83,7 +85,7 @@ export class Subscriber {
     ctx.signal.addEventListener('abort', this.#close, { once: true });
     const following = this.#host.join(this);
     // The log is read only once the store follows the topic: what it misses, the log has.
-    void following.then(() => this.#position(readLastEventId(this.#request))).catch(this.#fail);
+    void following.then(() => this.#position(readLastEventId(this.#request))).catch(this.fail);
   }
 
   /**
@@ -115,7 +117,7 @@ export class Subscriber {
       debug('gap on %s: at %d, got %d; catching up from the log', this.topic, this.#last, event.seq);
       this.#phase = 'catching-up';
       this.#hold(epoch, batch.slice(index));
-      void this.#catchUp().catch(this.#fail);
+      void this.#catchUp().catch(this.fail);
       return;
     }
     this.#last = event.seq;
@@ -127,8 +129,15 @@ export class Subscriber {
     if (sink[deliverLive](wire)) this.#host.countedDelivered(events);
   }
 
+  /** The subscription's filter; one that throws closes its subscription (and is reported), nobody else's. */
   #accepts(epoch: string, event: StoredEvent): boolean {
-    return this.#filter === undefined || this.#filter(messageOf(this.topic, epoch, event));
+    if (this.#filter === undefined) return true;
+    try {
+      return this.#filter(messageOf(this.topic, epoch, event));
+    } catch (error) {
+      this.fail(error);
+      return false;
+    }
   }
 
   /** Judges the client's id by numbers: exact resume, a first connection, or a reset. */
@@ -248,9 +257,13 @@ export class Subscriber {
     this.#host.leave(this);
   };
 
-  /** The store failed under a subscriber (Redis down while it resumed): it closes, and reconnects later. */
-  readonly #fail = (error: unknown): void => {
-    debug('subscriber on %s failed: %s', this.topic, error);
+  /**
+   * Something failed under this subscriber: the store (Redis down while it resumed) — its client
+   * closes and reconnects later — or the app's own code (a filter that throws), which is reported too.
+   */
+  readonly fail = (error: unknown): void => {
+    if (error instanceof HubStoreError) debug('subscriber on %s: %s', this.topic, error);
+    else reportUnheard(error);
     if (this.#phase !== 'closed') this.#sink?.close();
   };
 }
