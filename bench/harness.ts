@@ -184,3 +184,21 @@ export function table(rows: string[][]): string {
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join('\n');
 }
+
+/** Peers are devDependencies; a variant whose packages do not load is skipped with the reason. */
+export async function unavailable(variant: string): Promise<string | undefined> {
+  const needs: Record<string, string[]> = {
+    'better-sse': ['better-sse'],
+    'sse-channel': ['sse-channel'],
+    hono: ['hono', 'hono/streaming', '@hono/node-server'],
+  };
+  for (const name of needs[variant] ?? []) {
+    try {
+      const specifier: string = name;
+      await import(specifier);
+    } catch (error) {
+      return `${name} does not load on Node ${process.versions.node}: ${(error as Error).message.split('\n')[0]}`;
+    }
+  }
+  return undefined;
+}

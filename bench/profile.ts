@@ -2,12 +2,14 @@
  * `npm run bench:profile`: CPU profiles (node:inspector, 200 µs sampling) of the measured phase of a few
  * benchmark variants, summarised as the top frames by self time and as shares by where the code lives.
  * Profiling slows everything down a little: read shares, not absolute numbers. Profiles are written to
- * the OS temp directory.
+ * the OS temp directory. BENCH_PROFILE_HUB=hub,raw-http adds the hub section's broadcast (1,000 clients,
+ * or BENCH_PROFILE_HUB_CLIENTS); BENCH_PROFILE_SSE= and BENCH_PROFILE_STREAM= (empty) leave the others out.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { log, table } from './harness';
+import { log, median, table } from './harness';
+import { HubRig } from './hub-bench';
 import { runBroadcast } from './sse-bench';
 import { runThroughput, summary } from './stream-bench';
 
@@ -100,7 +102,45 @@ async function main(): Promise<void> {
       `\n== Streaming 200 MiB, ${variant} (${summary(result).cpuUsPerMiB!.toFixed(0)} µs/MiB while profiled)\n${summarise(file)}\n`,
     );
   }
+  // Off unless asked for (BENCH_PROFILE_HUB=hub,raw-http): the hub's fan-out at full speed.
+  const hubs = (process.env.BENCH_PROFILE_HUB ?? '').split(',').filter(Boolean);
+  const hubClients = Number(process.env.BENCH_PROFILE_HUB_CLIENTS ?? '1000');
+  for (const variant of hubs) {
+    const file = path.join(OUT_DIR, `hub-${variant}.cpuprofile`);
+    const cpu = await profileHub(variant, hubClients, 150, 3, file);
+    if (cpu === undefined) continue;
+    process.stdout.write(
+      `\n== Hub broadcast, ${variant}, ${hubClients} clients × 3 × 150 events, one per tick (${cpu.toFixed(2)} µs/event while profiled)\n${summarise(file)}\n`,
+    );
+  }
   process.stdout.write(`\nProfiles: ${OUT_DIR}\n`);
+}
+
+/** `phases` throughput phases of one hub-section variant, profiled; the median CPU µs per delivered event. */
+async function profileHub(
+  variant: string,
+  clients: number,
+  events: number,
+  phases: number,
+  file: string,
+): Promise<number | undefined> {
+  const rig = new HubRig(variant, clients);
+  try {
+    await rig.open({ warmup: 50, profileFile: file });
+    const cpu: number[] = [];
+    for (let i = 0; i < phases; i++) {
+      const phase = await rig.phase({ count: events }, 60_000);
+      if (!phase.ok) throw new Error(phase.reason);
+      cpu.push(phase.cpuUsPerEvent);
+    }
+    await rig.dumpProfile();
+    return median(cpu);
+  } catch (error) {
+    log(`hub ${variant}: FAILED (${(error as Error).message.split('\n')[0]})`);
+    return undefined;
+  } finally {
+    rig.close();
+  }
 }
 
 main().catch((error: unknown) => {

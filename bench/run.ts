@@ -7,21 +7,36 @@
  *    All variants are held open at once and take turns in rounds, so machine drift hits them alike.
  * 2. Per-stream memory: server heap growth (after gc) per idle SSE stream.
  * 3. res.stream throughput: 200 MiB from an async generator of 64 KiB Buffers to one client, in rounds.
+ * 4. Hub broadcast (hub-sections.ts): createHub() fan-out to 1,000 and 5,000 clients against the raw
+ *    loop, better-sse and sse-channel: delivered events/s, CPU per delivered event, p99 latency.
+ * 5. Hub burst: 100 events published in one tick against one per tick (CPU, socket writes).
+ * 6. Idle hub streams, as many as the descriptor limit allows: heap, RSS, timers, heartbeat CPU.
  *
  * Load goes to 127.0.0.1 only; every loop and wait is bounded; every child is killed at the end.
  * Sizes can be scaled with BENCH_SCALE (e.g. 0.2 for a quick look, 2 for steadier numbers).
- * BENCH_ONLY=sse,memory,stream picks sections.
+ * BENCH_ONLY=sse,memory,stream,hub,burst,idle picks sections.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { BENCH_DIR, killAll, log, median, table } from './harness';
+import { BENCH_DIR, killAll, log, median, table, unavailable } from './harness';
+import { burstSection, hubReport, hubSection, idleSection } from './hub-sections';
 import { MEMORY_VARIANTS, type MemoryResult, runBroadcastSuite, runMemory, SSE_VARIANTS } from './sse-bench';
 import { runThroughputSuite, STREAM_VARIANTS, summary } from './stream-bench';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1') || 1;
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'sse,memory,stream').split(','));
-const WATCHDOG_MS = 285_000 * Math.max(1, SCALE);
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'sse,memory,stream,hub,burst,idle').split(','));
+/** What each section may take at BENCH_SCALE=1; the watchdog allows the sum of those picked. */
+const SECTION_BUDGET_MS: Record<string, number> = {
+  sse: 150_000,
+  memory: 60_000,
+  stream: 75_000,
+  hub: 600_000,
+  burst: 150_000,
+  idle: 300_000,
+};
+const WATCHDOG_MS =
+  [...ONLY].reduce((sum, section) => sum + (SECTION_BUDGET_MS[section] ?? 0), 0) * Math.max(1, SCALE);
 // events per round; every variant broadcasts rounds × events events to each of its clients
 const BROADCASTS = [
   { clients: 200, rounds: 7, events: Math.max(10, Math.round(150 * SCALE)), warmup: 50 },
@@ -39,24 +54,6 @@ function ensureBuilt(): void {
   if (existsSync(`${BENCH_DIR}../dist/index.js`)) return;
   log('dist/ is missing: building it once with `npx tsup`');
   execFileSync('npx', ['tsup'], { cwd: `${BENCH_DIR}..`, stdio: 'inherit' });
-}
-
-/** Peers are devDependencies; a variant whose packages do not load is skipped with the reason. */
-async function unavailable(variant: string): Promise<string | undefined> {
-  const needs: Record<string, string[]> = {
-    'better-sse': ['better-sse'],
-    'sse-channel': ['sse-channel'],
-    hono: ['hono', 'hono/streaming', '@hono/node-server'],
-  };
-  for (const name of needs[variant] ?? []) {
-    try {
-      const specifier: string = name;
-      await import(specifier);
-    } catch (error) {
-      return `${name} does not load on Node ${process.versions.node}: ${(error as Error).message.split('\n')[0]}`;
-    }
-  }
-  return undefined;
 }
 
 const fixed = (value: number | undefined, digits: number) =>
@@ -284,6 +281,7 @@ function printReport(partial?: string): void {
       '',
     );
   }
+  out.push(...hubReport());
   for (const note of notes) out.push(`Note: ${note}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
@@ -300,6 +298,9 @@ async function main(): Promise<void> {
   if (ONLY.has('sse')) await sseSection();
   if (ONLY.has('memory')) await memorySection();
   if (ONLY.has('stream')) await streamSection();
+  if (ONLY.has('hub')) await hubSection({ scale: SCALE });
+  if (ONLY.has('burst')) await burstSection({ scale: SCALE });
+  if (ONLY.has('idle')) await idleSection({ scale: SCALE });
   clearTimeout(watchdog);
   printReport();
 }

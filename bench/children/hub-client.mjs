@@ -1,0 +1,207 @@
+// Hub benchmark client child: opens N raw `net` sockets to GET /sse on loopback and, per socket, counts
+// the events received (one '#' per event, a byte that appears nowhere else on the wire) and times each
+// one: the 15 digits after the '#' are its publish time in µs on CLOCK_MONOTONIC (process.hrtime),
+// which the server child shares, so receive − publish is the event's latency. Driven by IPC.
+import net from 'node:net';
+import { createHistogram } from 'node:perf_hooks';
+
+const HASH = 0x23;
+const ZERO = 0x30;
+const STAMP_DIGITS = 15;
+const sockets = [];
+let counts = new Int32Array(0);
+/** Per socket, a stamp cut by a chunk boundary: digits still to read, and the value so far. */
+let stampNeed = new Int8Array(0);
+let stampSoFar = new Float64Array(0);
+let headersDone = 0;
+let total = 0;
+let failures = 0;
+let closed = 0;
+let target = Number.POSITIVE_INFINITY;
+let targetTag = '';
+/** Bytes of event stream (after the head) since the last 'expect' or 'mark'. */
+let bytes = 0;
+/** Latency of every event received since the last 'expect', in µs (recorded at ≥ 1). */
+let latency = createHistogram();
+/** Voluntary context switches at the start of the phase: each is a sleep the next write had to end. */
+let switches0 = 0;
+
+function nowUs() {
+  const [s, ns] = process.hrtime();
+  return s * 1e6 + Math.floor(ns / 1000);
+}
+
+function reached() {
+  if (total >= target) {
+    const tag = targetTag;
+    target = Number.POSITIVE_INFINITY;
+    process.send({ type: 'reached', tag, total, atUs: nowUs() });
+  }
+}
+
+function record(now, stamp) {
+  const us = now - stamp;
+  latency.record(us >= 1 ? Math.round(us) : 1);
+}
+
+/** Counts and times the events in `chunk` from `from`; a stamp cut at the end is finished next time. */
+function scan(index, chunk, from) {
+  const now = nowUs();
+  let at = from;
+  let need = stampNeed[index];
+  if (need > 0) {
+    let value = stampSoFar[index];
+    while (need > 0 && at < chunk.length) {
+      value = value * 10 + (chunk[at++] - ZERO);
+      need--;
+    }
+    stampNeed[index] = need;
+    stampSoFar[index] = value;
+    if (need === 0) record(now, value);
+  }
+  let n = 0;
+  let hash = chunk.indexOf(HASH, at);
+  while (hash !== -1) {
+    n++;
+    const end = Math.min(hash + 1 + STAMP_DIGITS, chunk.length);
+    let value = 0;
+    for (let i = hash + 1; i < end; i++) value = value * 10 + (chunk[i] - ZERO);
+    const left = hash + 1 + STAMP_DIGITS - end;
+    if (left === 0) record(now, value);
+    else {
+      stampNeed[index] = left;
+      stampSoFar[index] = value;
+    }
+    hash = chunk.indexOf(HASH, end);
+  }
+  if (n > 0) {
+    counts[index] += n;
+    total += n;
+    reached();
+  }
+}
+
+/**
+ * One buffer for every socket's reads (`onread`: no stream machinery, no Buffer per read): each read
+ * is scanned synchronously before the next one overwrites it. Keeps the client cheap per read, so
+ * that what it measures is the server, as far as one process reading N sockets allows.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
+
+function openOne(port, index) {
+  return new Promise((resolve) => {
+    let head = '';
+    let inHead = true;
+    const socket = net.connect({
+      port,
+      host: '127.0.0.1',
+      onread: { buffer: READ_BUFFER, callback: onRead },
+    });
+    sockets[index] = socket;
+    const timer = setTimeout(() => finish(false), 15_000);
+    function finish(ok) {
+      clearTimeout(timer);
+      if (!ok) failures++;
+      resolve(ok);
+    }
+    function onRead(length, buffer) {
+      const chunk = buffer.subarray(0, length);
+      let from = 0;
+      if (inHead) {
+        head += chunk.toString('latin1');
+        const end = head.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        inHead = false;
+        const ok = head.startsWith('HTTP/1.1 200');
+        from = chunk.length - (head.length - end - 4);
+        head = '';
+        headersDone++;
+        finish(ok);
+      }
+      bytes += chunk.length - from;
+      scan(index, chunk, from);
+    }
+    socket.on('connect', () => {
+      socket.write('GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      closed++;
+      if (inHead) finish(false);
+    });
+  });
+}
+
+function grow(array, by) {
+  const grown = new array.constructor(array.length + by);
+  grown.set(array);
+  return grown;
+}
+
+/** Opens `n` sockets, at most `parallel` handshakes at a time, within `timeLimitMs`. */
+async function open(port, n, parallel, timeLimitMs) {
+  const base = sockets.length;
+  counts = grow(counts, n);
+  stampNeed = grow(stampNeed, n);
+  stampSoFar = grow(stampSoFar, n);
+  const deadline = Date.now() + timeLimitMs;
+  let next = 0;
+  async function worker() {
+    while (next < n && Date.now() < deadline) await openOne(port, base + next++);
+  }
+  await Promise.all(Array.from({ length: parallel }, worker));
+}
+
+function status() {
+  let min = Number.POSITIVE_INFINITY;
+  let max = 0;
+  for (const c of counts) {
+    if (c < min) min = c;
+    if (c > max) max = c;
+  }
+  const timed = latency.count;
+  return {
+    sockets: sockets.length,
+    headersDone,
+    failures,
+    closed,
+    total,
+    min,
+    max,
+    bytes,
+    timed,
+    wakeups: process.resourceUsage().voluntaryContextSwitches - switches0,
+    p50Us: timed > 0 ? latency.percentile(50) : 0,
+    p99Us: timed > 0 ? latency.percentile(99) : 0,
+    maxUs: timed > 0 ? latency.max : 0,
+  };
+}
+
+process.on('message', async (message) => {
+  switch (message.type) {
+    case 'open':
+      await open(message.port, message.n, message.parallel ?? 50, message.timeLimitMs ?? 30_000);
+      process.send({ type: 'opened', ...status() });
+      break;
+    case 'expect':
+      // A new phase: its latencies and bytes alone.
+      switches0 = process.resourceUsage().voluntaryContextSwitches;
+      latency = createHistogram();
+      bytes = 0;
+      target = message.total;
+      targetTag = message.tag;
+      reached();
+      break;
+    case 'mark':
+      bytes = 0;
+      process.send({ type: 'marked' });
+      break;
+    case 'status':
+      process.send({ type: 'status', ...status() });
+      break;
+    case 'exit':
+      for (const socket of sockets) socket.destroy();
+      process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));

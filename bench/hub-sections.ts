@@ -1,0 +1,447 @@
+/**
+ * The hub sections of `npm run bench` (BENCH_ONLY=hub,burst,idle): they run the measurements of
+ * hub-bench.ts and keep their tables here, so that run.ts can print whatever is done — also when the
+ * watchdog stops the run half-way.
+ */
+import { readFileSync } from 'node:fs';
+import { log, median, table, unavailable } from './harness';
+import {
+  HUB_VARIANTS,
+  type HubBroadcastResult,
+  type HubPhase,
+  type IdleResult,
+  runBurst,
+  runHubSuite,
+  runIdle,
+  type TimerCounts,
+} from './hub-bench';
+
+/** What the product asks of the hub against the baseline (a). */
+const GOAL = { throughput: 1.4, cpu: 0.65, p99: 1 };
+
+const hubRows: string[][] = [];
+const latencyRows: string[][] = [];
+const burstRows: string[][] = [];
+const idleRows: string[][] = [];
+const heartbeatRows: string[][] = [];
+const goalLines: string[] = [];
+
+const ms = (us: number | undefined) => (us === undefined ? '—' : (us / 1000).toFixed(1));
+const times = (value: number | undefined) => (value === undefined ? '—' : `${value.toFixed(2)}×`);
+const spread = (values: number[]) =>
+  values.length > 0 ? `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` : '—';
+const medianOf = (values: number[]) => (values.length > 0 ? median(values) : undefined);
+const thousands = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value) ? '—' : Math.round(value).toLocaleString('en-US');
+const signed = (value: number | undefined) =>
+  value === undefined ? '—' : `${value >= 0 ? '+' : ''}${Math.round(value)}`;
+
+/** Per-round ratios of `pick` to the baseline's phase of the same round, where both rounds are sound. */
+function roundRatios(phases: HubPhase[], base: HubPhase[], pick: (phase: HubPhase) => number): number[] {
+  const ratios: number[] = [];
+  phases.forEach((phase, i) => {
+    const basePhase = base[i];
+    if (phase.ok && basePhase?.ok) ratios.push(pick(phase) / pick(basePhase));
+  });
+  return ratios;
+}
+
+function okPhases(phases: HubPhase[]): HubPhase[] {
+  return phases.filter((phase) => phase.ok);
+}
+
+/** "met" or by how much it was missed; `higherIsBetter` says which way the goal points. */
+function verdict(name: string, value: number | undefined, goal: number, higherIsBetter: boolean): string {
+  if (value === undefined) return `${name}: not measured`;
+  const met = higherIsBetter ? value >= goal : value <= goal;
+  const want = `${higherIsBetter ? '≥' : '≤'} ${goal.toFixed(2)}×`;
+  if (met) return `${name}: ${value.toFixed(2)}× (goal ${want}) — met`;
+  const off = higherIsBetter ? 1 - value / goal : value / goal - 1;
+  return `${name}: ${value.toFixed(2)}× (goal ${want}) — MISSED by ${(100 * off).toFixed(0)}%`;
+}
+
+export interface HubSectionConfig {
+  scale: number;
+}
+
+/** Section `hub`: every variant at 1,000 and at 5,000 clients, interleaved rounds. */
+export async function hubSection({ scale }: HubSectionConfig): Promise<void> {
+  const broadcasts = [
+    {
+      clients: 1000,
+      rounds: 7,
+      events: Math.max(20, Math.round(150 * scale)),
+      pacedEvents: Math.max(5, Math.round(15 * scale)),
+      intervalMs: 100,
+      warmup: 50,
+    },
+    {
+      clients: 5000,
+      rounds: 5,
+      events: Math.max(8, Math.round(40 * scale)),
+      pacedEvents: Math.max(4, Math.round(10 * scale)),
+      intervalMs: 400,
+      warmup: 20,
+    },
+  ];
+  hubRows.push([
+    'Hub broadcast',
+    'clients',
+    'events',
+    'delivered/s',
+    'vs (a)',
+    'round ratios',
+    'CPU µs/event',
+    'vs (a)',
+    'round ratios',
+    'busy',
+    'client wakeups/event',
+    'B/event',
+    'status',
+  ]);
+  latencyRows.push([
+    'Publish→receive',
+    'clients',
+    'paced events',
+    'p50 ms',
+    'p99 ms',
+    'vs (a)',
+    'round ratios',
+    'max ms',
+    'p99 ms full speed',
+    'vs (a)',
+    'status',
+  ]);
+  for (const setup of broadcasts) {
+    const { clients, rounds, events, pacedEvents, intervalMs } = setup;
+    log(
+      `Hub broadcast, ${clients} clients, ${rounds} rounds × (${events} events at full speed + ${pacedEvents} every ${intervalMs} ms), variants interleaved`,
+    );
+    const skipped = new Map<string, string>();
+    const ids: string[] = [];
+    for (const variant of HUB_VARIANTS) {
+      const reason = await unavailable(variant.id);
+      if (reason) skipped.set(variant.id, reason);
+      else ids.push(variant.id);
+    }
+    const results = await runHubSuite(ids, clients, { ...setup, timeLimitMs: 60_000 });
+    const base = results.get('raw-http');
+    for (const variant of HUB_VARIANTS) {
+      const result = results.get(variant.id);
+      if (!result) {
+        const reason = `skipped: ${skipped.get(variant.id)}`;
+        hubRows.push([variant.label, `${clients}`, '—', '—', '—', '—', '—', '—', '—', '—', '—', '—', reason]);
+        latencyRows.push([variant.label, `${clients}`, '—', '—', '—', '—', '—', '—', '—', '—', reason]);
+        continue;
+      }
+      addBroadcastRows(variant.label, result, base, setup);
+    }
+    const hub = results.get('hub');
+    if (hub && base) {
+      const speed = medianOf(roundRatios(hub.throughput, base.throughput, (p) => p.deliveredPerSec));
+      const cpu = medianOf(roundRatios(hub.throughput, base.throughput, (p) => p.cpuUsPerEvent));
+      const p99 = medianOf(roundRatios(hub.paced, base.paced, (p) => p.p99Us));
+      goalLines.push(
+        `${clients} clients: ${verdict('delivered events/s', speed, GOAL.throughput, true)}; ${verdict('CPU per delivered event', cpu, GOAL.cpu, false)}; ${verdict('p99 latency (paced)', p99, GOAL.p99, false)}`,
+      );
+    }
+  }
+}
+
+function addBroadcastRows(
+  label: string,
+  result: HubBroadcastResult,
+  base: HubBroadcastResult | undefined,
+  setup: { clients: number; rounds: number; events: number; pacedEvents: number; intervalMs: number },
+): void {
+  const fast = okPhases(result.throughput);
+  const paced = okPhases(result.paced);
+  const baseFast = base?.throughput ?? [];
+  const basePaced = base?.paced ?? [];
+  const speedRatios = roundRatios(result.throughput, baseFast, (p) => p.deliveredPerSec);
+  const cpuRatios = roundRatios(result.throughput, baseFast, (p) => p.cpuUsPerEvent);
+  const p99Ratios = roundRatios(result.paced, basePaced, (p) => p.p99Us);
+  const loadedRatios = roundRatios(result.throughput, baseFast, (p) => p.p99Us);
+  const speed = medianOf(fast.map((p) => p.deliveredPerSec));
+  const cpu = medianOf(fast.map((p) => p.cpuUsPerEvent));
+  log(
+    `  ${label}: ${result.ok ? `${thousands(speed)} events/s, ${cpu?.toFixed(2)} µs/event, p99 ${ms(medianOf(paced.map((p) => p.p99Us)))} ms` : `FAILED (${result.reason})`}`,
+  );
+  hubRows.push([
+    label,
+    `${setup.clients}`,
+    `${setup.rounds}×${setup.events}`,
+    thousands(speed),
+    times(medianOf(speedRatios)),
+    spread(speedRatios),
+    cpu === undefined ? '—' : cpu.toFixed(2),
+    times(medianOf(cpuRatios)),
+    spread(cpuRatios),
+    medianOf(fast.map((p) => p.busy))?.toFixed(2) ?? '—',
+    medianOf(fast.map((p) => p.wakeupsPerEvent))?.toFixed(3) ?? '—',
+    medianOf(fast.map((p) => p.wireBytesPerEvent))?.toFixed(0) ?? '—',
+    result.ok ? 'ok: every client got every event' : `FAILED: ${result.reason}`,
+  ]);
+  latencyRows.push([
+    label,
+    `${setup.clients}`,
+    `${setup.rounds}×${setup.pacedEvents} @${setup.intervalMs}ms`,
+    ms(medianOf(paced.map((p) => p.p50Us))),
+    ms(medianOf(paced.map((p) => p.p99Us))),
+    times(medianOf(p99Ratios)),
+    spread(p99Ratios),
+    ms(medianOf(paced.map((p) => p.maxUs))),
+    ms(medianOf(fast.map((p) => p.p99Us))),
+    times(medianOf(loadedRatios)),
+    latencyStatus(result, paced, setup.intervalMs),
+  ]);
+}
+
+/** Paced latency means something only if no event waited behind the previous one's fan-out. */
+function latencyStatus(result: HubBroadcastResult, paced: HubPhase[], intervalMs: number): string {
+  if (!result.ok) return `FAILED: ${result.reason}`;
+  const queued = paced.filter((p) => p.maxUs > intervalMs * 1000).length;
+  return queued === 0
+    ? 'ok: every event reached every client within the interval'
+    : `${queued} of ${paced.length} rounds had an event slower than the interval (queued)`;
+}
+
+/** Section `burst`: the hub alone, 100 events in one tick against the same events one per tick. */
+export async function burstSection({ scale }: HubSectionConfig): Promise<void> {
+  const clients = 1000;
+  const burstSize = 100;
+  const bursts = Math.max(2, Math.round(5 * scale));
+  const rounds = 5;
+  log(
+    `Hub burst, ${clients} clients, ${rounds} rounds × ${bursts} × ${burstSize} events, burst and per-tick alternating`,
+  );
+  const result = await runBurst(clients, { bursts, burstSize, rounds, warmup: 50, timeLimitMs: 60_000 });
+  burstRows.push([
+    `Hub, ${clients} clients`,
+    'events',
+    'CPU µs/event',
+    'vs per tick',
+    'round ratios',
+    'socket.write /100 ev/client',
+    'handle writes /100 ev/client',
+    'vs per tick',
+    'status',
+  ]);
+  const cpuRatios = roundRatios(result.burst, result.perTick, (p) => p.cpuUsPerEvent);
+  const writeRatios = roundRatios(result.burst, result.perTick, (p) => p.handleWritesPerEvent);
+  const status = result.ok ? 'ok: every client got every event' : `FAILED: ${result.reason}`;
+  const row = (label: string, phases: HubPhase[], own: boolean) => {
+    const ok = okPhases(phases);
+    const per100 = (pick: (p: HubPhase) => number) => medianOf(ok.map(pick).map((v) => v * 100));
+    burstRows.push([
+      label,
+      `${rounds}×${bursts * burstSize}`,
+      medianOf(ok.map((p) => p.cpuUsPerEvent))?.toFixed(2) ?? '—',
+      own ? times(medianOf(cpuRatios)) : '1.00×',
+      own ? spread(cpuRatios) : '—',
+      per100((p) => p.writeCallsPerEvent)?.toFixed(2) ?? '—',
+      per100((p) => p.handleWritesPerEvent)?.toFixed(2) ?? '—',
+      own ? times(medianOf(writeRatios)) : '1.00×',
+      status,
+    ]);
+  };
+  row(`${burstSize} published in one tick`, result.burst, true);
+  row('one per tick (setImmediate)', result.perTick, false);
+  log(
+    `  burst vs per tick: CPU ${times(medianOf(cpuRatios))}, handle writes ${times(medianOf(writeRatios))}`,
+  );
+}
+
+/** The soft limit on open descriptors this process (and so every child) has, from /proc/self/limits. */
+function descriptorLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    return Number.isFinite(soft) && soft > 0 ? soft : 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+const timerText = (t: { atStart: TimerCounts; warm: TimerCounts; full: TimerCounts } | undefined) =>
+  t === undefined
+    ? ['—', '—']
+    : [
+        `${t.atStart.refTimeouts} → ${t.warm.refTimeouts} → ${t.full.refTimeouts}`,
+        `${t.atStart.liveTimers} → ${t.warm.liveTimers} → ${t.full.liveTimers}`,
+      ];
+
+/** Bytes of one heartbeat on the wire: `:\n\n` framed as an HTTP/1.1 chunk (`3\r\n:\n\n\r\n`). */
+const HEARTBEAT_WIRE_BYTES = 8;
+
+/**
+ * Section `idle`: as many idle streams as one process may hold descriptors for (the server holds one
+ * per stream, so does the client side, split over client children), one server at a time.
+ */
+export async function idleSection({ scale }: HubSectionConfig): Promise<void> {
+  const limit = descriptorLimit();
+  // A margin for the server's own descriptors (listener, IPC, stdio, epoll, …).
+  const streams = Math.max(1000, Math.floor(((limit - 1000) * Math.min(1, scale)) / 1000) * 1000);
+  const warm = 100;
+  const windows = 5;
+  const windowMs = 2_000;
+  const heartbeatMs = 1000;
+  log(`Idle streams: ${streams} per server (descriptor limit ${limit}), one server at a time`);
+  const runs: Array<{
+    label: string;
+    variant: string;
+    heartbeatMs?: number;
+    heap: boolean;
+    windows: number;
+  }> = [
+    { label: 'Express 5 alone (res held open)', variant: 'express-alone', heap: true, windows },
+    { label: 'res.sse() without source, Express 5', variant: 'sse-express', heap: true, windows: 0 },
+    { label: 'hub: res.sse(hub.subscribe()), Express 5', variant: 'hub', heap: true, windows: 0 },
+    { label: `hub, heartbeatMs ${heartbeatMs}`, variant: 'hub', heartbeatMs, heap: false, windows },
+  ];
+  const results: Array<{ label: string; result: IdleResult }> = [];
+  for (const run of runs) {
+    const result = await runIdle(run.variant, streams, {
+      warm,
+      heartbeatMs: run.heartbeatMs,
+      windows: run.windows,
+      windowMs,
+      measureHeap: run.heap,
+    });
+    log(
+      `  ${run.label}: ${result.ok ? `${result.streams} streams${result.heapPerStream === undefined ? '' : `, ${Math.round(result.heapPerStream)} B heap/stream`}` : `FAILED (${result.reason})`}`,
+    );
+    results.push({ label: run.label, result });
+  }
+  const host = results[0]!.result;
+  idleRows.push([
+    'Idle streams',
+    'streams',
+    'heap B/stream',
+    'over Express',
+    'RSS B/stream',
+    'over Express',
+    'Timeout (active resources) start→warm→all',
+    'live timers start→warm→all',
+    'status',
+  ]);
+  for (const { label, result } of results) {
+    const over = (own: number | undefined, hostValue: number | undefined) =>
+      own === undefined || hostValue === undefined || result === host ? '—' : signed(own - hostValue);
+    let status = result.ok ? 'ok' : `FAILED: ${result.reason}`;
+    if (result.ok && result.variant === 'hub' && result.heapPerStream !== undefined && host.heapPerStream) {
+      const extra = result.heapPerStream - host.heapPerStream;
+      status = extra < 1024 ? 'ok, under the 1 KB target' : 'ok, OVER the 1 KB target';
+    }
+    idleRows.push([
+      label,
+      thousands(result.streams),
+      thousands(result.heapPerStream),
+      over(result.heapPerStream, host.heapPerStream),
+      thousands(result.rssPerStream),
+      over(result.rssPerStream, host.rssPerStream),
+      ...timerText(result.timers),
+      status,
+    ]);
+  }
+  heartbeatRows.push([
+    'Heartbeat CPU',
+    'streams',
+    'windows',
+    'CPU ms/s',
+    'window spread',
+    'per 10k streams ms/s',
+    'heartbeats/s at clients',
+    'CPU µs/heartbeat',
+    'GC ms/s',
+    'status',
+  ]);
+  for (const { label, result } of results) {
+    if (result.windows.length === 0) continue;
+    const cpuPerSec = result.windows.map((w) => (w.cpuUs / w.wallUs) * 1000);
+    const beats = result.windows.map((w) => w.bytes / HEARTBEAT_WIRE_BYTES / (w.wallUs / 1e6));
+    const cpu = median(cpuPerSec);
+    const perBeat = result.windows.map((w) => (w.bytes > 0 ? w.cpuUs / (w.bytes / HEARTBEAT_WIRE_BYTES) : 0));
+    heartbeatRows.push([
+      label,
+      thousands(result.streams),
+      `${result.windows.length}×${windowMs / 1000}s`,
+      cpu.toFixed(1),
+      spread(cpuPerSec),
+      ((cpu * 10_000) / (result.streams + warm)).toFixed(1),
+      thousands(median(beats)),
+      median(perBeat) > 0 ? median(perBeat).toFixed(1) : '—',
+      `${median(result.windows.map((w) => (w.gcUs / w.wallUs) * 1000)).toFixed(1)} (max ${Math.max(...result.windows.map((w) => (w.gcUs / w.wallUs) * 1000)).toFixed(1)})`,
+      result.ok ? 'ok: no stream closed' : `FAILED: ${result.reason}`,
+    ]);
+  }
+}
+
+/** The hub sections' tables and notes, as far as they ran. */
+export function hubReport(): string[] {
+  const out: string[] = [];
+  if (hubRows.length > 0) {
+    out.push(table(hubRows), '');
+    out.push(
+      'delivered/s = clients × events / wall time from the first publish to the last event at the last client (one event',
+      'per setImmediate turn for every variant, a drain check every 16 events, as the SSE section does). CPU = user + system',
+      'of the server per delivered event. busy = server CPU / wall: near 1 the server sets the pace, below it the client',
+      'child (one process reading every socket) or the machine does. client wakeups/event = voluntary context switches of',
+      'the client child per delivered event: a loopback write that must wake a sleeping reader costs the writer more, so a',
+      'fan-out loop with more work between writes also pays more per write(2). B/event = bytes per event on the wire, HTTP/1.1',
+      "chunk framing included. Ratios are per round against (a)'s phase of the same round; medians, with their spread.",
+      '(ref) is not a library: each event framed once as one HTTP/1.1 chunk and written straight to every res.socket in a',
+      "bare loop — the hub's wire path without its bookkeeping — to show the floor a fan-out of one write per client has.",
+      '',
+    );
+  }
+  if (latencyRows.length > 0) {
+    out.push(table(latencyRows), '');
+    out.push(
+      'Latency = receive time at the client − publish time stamped in the event (process.hrtime: CLOCK_MONOTONIC, shared by',
+      'server and clients), every event at every client. "paced": one event every interval, longer than any variant takes to',
+      'fan one out, so no event queues behind another: p99 ≈ the time to reach the last client. "full speed": during the',
+      'throughput phase, queueing included. Lower is better.',
+      '',
+    );
+  }
+  if (goalLines.length > 0) {
+    out.push(
+      'Hub goals against (a): ≥ 1.4× delivered events/s, ≤ 0.65× CPU per delivered event, p99 no worse:',
+    );
+    for (const line of goalLines) out.push(`  ${line}`);
+    out.push('');
+  }
+  if (burstRows.length > 0) {
+    out.push(table(burstRows), '');
+    out.push(
+      'The hub alone. "in one tick": 100 hub.publish() calls in the same tick, which the hub fans out as one write per client;',
+      '"one per tick": the same events with a setImmediate turn between publishes. Both wait for drain after every 100 events.',
+      'socket.write = calls of net.Socket#write; handle writes = _write/_writev calls, one write(2)/writev(2) attempt each.',
+      '',
+    );
+  }
+  if (idleRows.length > 0) {
+    out.push(table(idleRows), '');
+    out.push(
+      'Heap = heapUsed after gc(), RSS = rss, before and after opening the streams (after 100 warm-up streams); "over Express"',
+      'subtracts Express 5 alone holding the same number of responses. Timers: "Timeout (active resources)" counts',
+      "process.getActiveResourcesInfo() entries, which list ref'd timers only (the library's is unref'd); \"live timers\"",
+      'counts every timer made through the global timer functions and not yet cleared or fired. start = before Express and',
+      'the library load, warm = 100 streams open, all = every stream open. Default heartbeatMs (15000).',
+      '',
+    );
+  }
+  if (heartbeatRows.length > 0) {
+    out.push(table(heartbeatRows), '');
+    out.push(
+      'Server CPU (user + system) over fixed 2 s windows with every stream open and nothing else to do; medians of the',
+      'windows. Express alone is the floor. heartbeats/s = bytes the clients received / 8 (`3\\r\\n:\\n\\n\\r\\n`) per second.',
+      'GC ms/s = time in garbage collection (PerformanceObserver "gc" entries) inside the windows: median (and the worst window).',
+      '',
+    );
+  }
+  return out;
+}
