@@ -13,15 +13,11 @@ export class TickScheduler {
   readonly periodMs: number | null;
   readonly #members = new Set<Ticking>();
   #timer: NodeJS.Timeout | undefined;
-  #tick = 0;
+  /** The number of the current tick; it grows by one every `periodMs`. A field: read on every write. */
+  tick = 0;
 
   constructor(periodMs: number | null) {
     this.periodMs = periodMs;
-  }
-
-  /** The number of the current tick; it grows by one every `periodMs`. */
-  get now(): number {
-    return this.#tick;
   }
 
   get size(): number {
@@ -50,7 +46,7 @@ export class TickScheduler {
   }
 
   readonly #run = (): void => {
-    const tick = ++this.#tick;
+    const tick = ++this.tick;
     for (const member of this.#members) member.tick(tick);
   };
 }

@@ -114,7 +114,7 @@ class HubCore implements Hub, SubscriberHost {
     }
     let attached = false;
     return {
-      [SseSubscription]: (stream, ctx) => {
+      [SseSubscription]: (stream) => {
         if (attached)
           throw new TypeError(
             'hub.subscribe: a subscription runs on one stream; subscribe again for another',
@@ -124,7 +124,7 @@ class HubCore implements Hub, SubscriberHost {
           stream.close();
           return;
         }
-        new Subscriber(this, topic, req, options).attach(stream, ctx);
+        new Subscriber(this, topic, req, options).attach(stream);
       },
     };
   }
@@ -249,14 +249,16 @@ class HubCore implements Hub, SubscriberHost {
     if (topic.subscribers.size === 0) return;
     const wires: EncodedEvent[] = events.map((event) => wireOf(epoch, event));
     const batch = batchOf(wires);
+    let delivered = 0;
     for (const subscriber of topic.subscribers) {
       try {
-        subscriber.take(epoch, events, batch);
+        delivered += subscriber.take(epoch, events, batch);
       } catch (error) {
         // one subscriber's failure must not cost the others their events (nor the process its life)
         subscriber.fail(error);
       }
     }
+    this.#delivered += delivered;
   }
 }
 

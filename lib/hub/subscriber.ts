@@ -1,9 +1,16 @@
 import { createDebug } from '../core/debug';
 import { channels } from '../core/diagnostics';
 import { reportUnheard } from '../core/errors';
-import { closeReason, deliverLive, deliverPaced, type EncodedEvent, type EncodedSink } from '../sse/encoded';
+import {
+  closeReason,
+  deliverLive,
+  deliverPaced,
+  type EncodedEvent,
+  type EncodedSink,
+  whenClosed,
+} from '../sse/encoded';
 import { type IdSource, readLastEventId } from '../sse/last-event-id';
-import type { SseContext, SseStream } from '../sse/types';
+import type { SseStream } from '../sse/types';
 import { positionEvent, resetEvent, wireOf } from './encode';
 import { HubStoreError } from './errors';
 import { formatId, parseId } from './ids';
@@ -75,14 +82,14 @@ export class Subscriber {
   }
 
   /** Starts on the stream `res.sse()` made: joins the fan-out, then positions the client and catches up. */
-  attach(stream: SseStream, ctx: SseContext): void {
+  attach(stream: SseStream): void {
     const sink = stream as EncodedSink & SseStream;
     if (typeof sink[deliverLive] !== 'function') {
       throw new TypeError("hub.subscribe: the subscription needs express-streaming's res.sse() to run on");
     }
     this.#sink = sink;
     if (sink.closed) return;
-    ctx.signal.addEventListener('abort', this.#close, { once: true });
+    sink[whenClosed](this.#close);
     const following = this.#host.join(this);
     // The log is read only once the store follows the topic: what it misses, the log has.
     void following.then(() => this.#position(readLastEventId(this.#request))).catch(this.fail);
@@ -90,21 +97,23 @@ export class Subscriber {
 
   /**
    * Live events of the topic, in order; `batch` is all of them as one write, made once for every
-   * subscriber. The common case — live, unfiltered, the next seq — is one write and no allocation.
+   * subscriber. The common case — live, unfiltered, the next seq — is one write and no allocation;
+   * it returns how many events it delivered, for the hub to count once per fan-out (the other paths
+   * count their own).
    */
-  take(epoch: string, events: readonly StoredEvent[], batch: EncodedEvent): void {
+  take(epoch: string, events: readonly StoredEvent[], batch: EncodedEvent): number {
     if (this.#phase !== 'live') {
       if (this.#phase === 'catching-up') this.#hold(epoch, events);
-      return;
+      return 0;
     }
     const first = events[0]!;
     if (this.#filter === undefined && epoch === this.#epoch && first.seq === this.#last + 1) {
       this.#last = events[events.length - 1]!.seq;
-      this.#writeLive(batch, events.length);
-      return;
+      return this.#sink![deliverLive](batch) ? events.length : 0;
     }
     for (let i = 0; i < events.length && this.#phase === 'live'; i++)
       this.#takeOne(epoch, events[i]!, events, i);
+    return 0;
   }
 
   #takeOne(epoch: string, event: StoredEvent, batch: readonly StoredEvent[], index: number): void {
@@ -121,12 +130,9 @@ export class Subscriber {
       return;
     }
     this.#last = event.seq;
-    if (this.#accepts(epoch, event)) this.#writeLive(wireOf(epoch, event), 1);
-  }
-
-  #writeLive(wire: EncodedEvent, events: number): void {
-    const sink = this.#sink!;
-    if (sink[deliverLive](wire)) this.#host.countedDelivered(events);
+    if (this.#accepts(epoch, event) && this.#sink![deliverLive](wireOf(epoch, event))) {
+      this.#host.countedDelivered(1);
+    }
   }
 
   /** The subscription's filter; one that throws closes its subscription (and is reported), nobody else's. */

@@ -14,7 +14,9 @@ import {
   deliverPaced,
   type EncodedEvent,
   type EncodedSink,
+  encodedText,
   framedBytes,
+  whenClosed,
 } from './encoded';
 import { encodeComment, encodeEvent, encodeRetry, type SseEventInput } from './encoder';
 import { directSocket, frameChunk } from './framed-socket';
@@ -39,7 +41,8 @@ export interface ConnectionSettings extends SseSettings {
   readonly deadlineTicks: number | null;
 }
 
-const HEARTBEAT = encodeComment('');
+/** Encoded once for every stream: its framed chunk is made once, too. */
+const HEARTBEAT = encodedText(encodeComment(''));
 
 /** What a stream writes: wire text it made, or bytes a hub encoded once for every subscriber. */
 type Chunk = string | EncodedEvent;
@@ -66,12 +69,13 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
   #drain: Promise<boolean> | undefined;
   #resolveSocketDrain: ((drained: boolean) => void) | undefined;
   #releaseSource: (() => void) | undefined;
+  #onClosed: (() => void) | undefined;
 
   constructor(res: ResponseLike, streams: TickScheduler, settings: ConnectionSettings) {
     this.#writer = new ResponseWriter(res);
     this.#streams = streams;
     this.#settings = settings;
-    this.#lastWriteTick = streams.now;
+    this.#lastWriteTick = streams.tick;
     this.lastEventId = readLastEventId(res.req);
   }
 
@@ -97,6 +101,21 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
 
   get [closeReason](): SseCloseReason | undefined {
     return this.#closed;
+  }
+
+  [whenClosed](hook: () => void): void {
+    if (this.#closed) {
+      hook();
+      return;
+    }
+    const earlier = this.#onClosed;
+    this.#onClosed =
+      earlier === undefined
+        ? hook
+        : () => {
+            earlier();
+            hook();
+          };
   }
 
   /** Commits the SSE head at once, so `EventSource.onopen` fires and proxies see the stream start. */
@@ -269,12 +288,13 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
    * `res.write` would send — skipping Node's per-write corking and Express's megamorphic `res.write`.
    */
   #put(chunk: Chunk): boolean {
-    this.#lastWriteTick = this.#streams.now;
+    this.#lastWriteTick = this.#streams.tick;
     const socket = this.#socket;
     let belowHighWaterMark: boolean;
     if (socket !== undefined) {
       // The app may have ended the response itself: a chunk after its final one would corrupt the next.
-      if (this.#writer.res.writableEnded) {
+      // (`finished` is what `writableEnded` reads: a plain field, where the getter is slow on Express's res.)
+      if ((this.#writer.res as unknown as { finished: boolean }).finished) {
         this.#teardown('server');
         return false;
       }
@@ -324,6 +344,9 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     const release = this.#releaseSource;
     this.#releaseSource = undefined;
     release?.();
+    const closed = this.#onClosed;
+    this.#onClosed = undefined;
+    closed?.();
     if (this.#resolveSocketDrain !== undefined) {
       this.#socket?.off('drain', this.#handleDrain);
       this.#handleDrain();

@@ -33,6 +33,7 @@ export function framedBytes(event: EncodedEvent): Buffer {
 export const deliverLive: unique symbol = Symbol.for('express-streaming.sse.deliverLive') as never;
 export const deliverPaced: unique symbol = Symbol.for('express-streaming.sse.deliverPaced') as never;
 export const closeReason: unique symbol = Symbol.for('express-streaming.sse.closeReason') as never;
+export const whenClosed: unique symbol = Symbol.for('express-streaming.sse.whenClosed') as never;
 
 export interface EncodedSink {
   /**
@@ -44,4 +45,9 @@ export interface EncodedSink {
   [deliverPaced](event: EncodedEvent): Promise<boolean>;
   /** Why the stream closed (`'client'`, `'server'`, `'error'`, `'slow'`), once it has. */
   readonly [closeReason]: string | undefined;
+  /**
+   * Runs `hook` once when the stream closes, whatever the cause: a plain callback, where listening on
+   * the stream's `signal` would cost each subscriber an AbortSignal and its listener maps.
+   */
+  [whenClosed](hook: () => void): void;
 }
