@@ -19,7 +19,7 @@ import { http2Request, listenHttp2 } from './helpers/http2';
 import { closeAll, frameworks, type Handler, listen, nodeHttpFramework } from './helpers/servers';
 import { endlessTicks } from './helpers/sources';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
-import { sleep, until, untilStable } from './helpers/wait';
+import { sleep, trackTimers, until, untilStable } from './helpers/wait';
 
 type SseRes = http.ServerResponse & SseResponse;
 
@@ -375,23 +375,26 @@ describe('sseChannel(options)', () => {
     });
 
     it('uses one timer for 1,000 open streams, and none once they are closed', async () => {
-      const activeTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
       const open: SseStream[] = [];
       const app = await serve(
-        { retryMs: null, heartbeatMs: 5000 },
+        { retryMs: null, heartbeatMs: 5000, writeTimeoutMs: null },
         {
           '/': (_req, res) => void open.push(res.sse()),
         },
       );
-      const before = activeTimers();
-      const sockets = Array.from({ length: 1000 }, () => raw(app.port, '/'));
-      await until(() => open.length === 1000, '1,000 streams', 20_000);
-      expect(app.middleware.size).toBe(1000);
-      expect(activeTimers() - before).toBeLessThanOrEqual(1);
-      for (const stream of open) stream.close();
-      expect(app.middleware.size).toBe(0);
-      expect(activeTimers()).toBeLessThanOrEqual(before);
-      for (const socket of sockets) socket.close();
+      const timers = trackTimers();
+      try {
+        const sockets = Array.from({ length: 1000 }, () => raw(app.port, '/'));
+        await until(() => open.length === 1000, '1,000 streams', 20_000);
+        expect(app.middleware.size).toBe(1000);
+        expect(timers.live()).toBe(1);
+        for (const stream of open) stream.close();
+        expect(app.middleware.size).toBe(0);
+        expect(timers.live()).toBe(0);
+        for (const socket of sockets) socket.close();
+      } finally {
+        timers.restore();
+      }
     }, 30_000);
   });
 
@@ -1076,12 +1079,25 @@ describe('sseChannel(options)', () => {
 
 describe('sseChannel() timers', () => {
   it('holds no timer once its last stream has closed', async () => {
-    const activeTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     const middleware = sseChannel({ heartbeatMs: 50 });
-    const server = http.createServer((req, res) => middleware(req, res, () => (res as SseRes).sse().close()));
+    let stream: SseStream | undefined;
+    const server = http.createServer((req, res) =>
+      middleware(req, res, () => {
+        stream = (res as SseRes).sse();
+      }),
+    );
     const app = await listen(server);
-    const before = activeTimers();
-    await raw(app.port, '/').waitEnded();
-    expect(activeTimers()).toBe(before);
+    const timers = trackTimers();
+    try {
+      const client = raw(app.port, '/');
+      await until(() => stream !== undefined, 'the stream');
+      // the heartbeat timer, made when the first stream opened (it is unref'd)
+      expect(timers.live()).toBe(1);
+      stream?.close();
+      await client.waitEnded();
+      expect(timers.live()).toBe(0);
+    } finally {
+      timers.restore();
+    }
   });
 });

@@ -49,3 +49,50 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   });
   return { promise, resolve };
 }
+
+/**
+ * Counts the timers made through the global timer functions from now on and not yet cleared or fired —
+ * unref'd ones included, which `process.getActiveResourcesInfo()` does not list (the library's own
+ * heartbeat timer is unref'd). `restore()` puts the real functions back.
+ */
+export function trackTimers(): { live(): number; restore(): void } {
+  const live = new Set<unknown>();
+  const real = {
+    setTimeout: globalThis.setTimeout,
+    clearTimeout: globalThis.clearTimeout,
+    setInterval: globalThis.setInterval,
+    clearInterval: globalThis.clearInterval,
+  };
+  const replace = (name: keyof typeof real, value: unknown) => {
+    Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
+  };
+  replace('setTimeout', (callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const timer = real.setTimeout(
+      (...given: unknown[]) => {
+        live.delete(timer);
+        callback(...given);
+      },
+      ms,
+      ...args,
+    );
+    live.add(timer);
+    return timer;
+  });
+  replace('setInterval', (callback: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+    const timer = real.setInterval(callback, ms, ...args);
+    live.add(timer);
+    return timer;
+  });
+  const clear = (timer: NodeJS.Timeout | undefined) => {
+    live.delete(timer);
+    real.clearTimeout(timer);
+  };
+  replace('clearTimeout', clear);
+  replace('clearInterval', clear);
+  return {
+    live: () => live.size,
+    restore: () => {
+      for (const name of Object.keys(real) as Array<keyof typeof real>) replace(name, real[name]);
+    },
+  };
+}
