@@ -3,7 +3,7 @@ import { createHub, type Hub, HubClosedError, type HubMessage, memoryStore, type
 import { dataOf, parseEvents, range, serveHub } from './helpers/hub-server';
 import { closeAll } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
-import { trackTimers, until } from './helpers/wait';
+import { sleep, trackTimers, until } from './helpers/wait';
 
 const clients: Array<{ close(): void }> = [];
 const hubs: Hub[] = [];
@@ -422,7 +422,7 @@ describe('memoryStore({ size, maxAgeMs })', () => {
   it('lets events older than maxAgeMs go, so a client that missed them is told to reset (too-old)', async () => {
     const hub = hubOf({ store: memoryStore({ maxAgeMs: 50 }) });
     const ids = await publishMany(hub, 't', 3);
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    await sleep(80); // past maxAgeMs
     await hub.publish('t', { event: 'msg', data: '4' });
     const app = await serveHub(hub);
     const client = raw(app.port, '/feed/t', { 'Last-Event-ID': ids[0]! });

@@ -13,7 +13,7 @@ import {
 import { requireComponent } from './helpers/components';
 import { findNginx, type Nginx, startNginx } from './helpers/nginx';
 import { closeAll, dechunk, type Handler, nodeHttpFramework } from './helpers/servers';
-import { deferred, until, untilStable } from './helpers/wait';
+import { deferred, sleep, until, untilStable } from './helpers/wait';
 
 type Res = http.ServerResponse &
   ChunkedResponse &
@@ -112,7 +112,7 @@ nginx.describe(`behind a real nginx${nginx.label}`, () => {
             void (res as Res).stream(
               (async function* () {
                 yield 'partial;';
-                await new Promise((resolve) => setTimeout(resolve, 20));
+                await sleep(20);
                 throw new Error('the source failed');
               })(),
             ),

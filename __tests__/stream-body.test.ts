@@ -368,7 +368,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
                 controller.enqueue(new TextEncoder().encode('part'));
               },
               pull(controller) {
-                return new Promise((r) => setTimeout(r, 10)).then(() => controller.error(undefined));
+                return sleep(10).then(() => controller.error(undefined));
               },
             }),
         ),
@@ -384,7 +384,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         '/': streams(
           () => async (out: Writable) => {
             out.write('begun');
-            await new Promise((r) => setTimeout(r, 10));
+            await sleep(10);
             throw new Error('producer failed');
           },
           outcomes,

@@ -31,6 +31,7 @@ import {
   sseChannel,
   streamBody,
 } from '../../lib';
+import { sleep } from './wait';
 
 export interface SoakOptions {
   durationMs: number;
@@ -90,8 +91,6 @@ function random(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function countBy(items: string[]): Record<string, number> {
   const counts: Record<string, number> = {};
