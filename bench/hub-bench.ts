@@ -8,7 +8,7 @@
  * - idle: as many idle hub streams as the descriptor limit allows: heap and RSS per stream, timers,
  *   and the CPU of heartbeats.
  */
-import { type Child, log, sleep, startChild, withChildren } from './harness';
+import { type Child, log, type Message, sleep, startChild, withChildren } from './harness';
 import type { Variant } from './sse-bench';
 
 export const HUB_VARIANTS: Variant[] = [
@@ -50,19 +50,53 @@ export interface HubPhase {
   wakeupsPerEvent: number;
 }
 
-const SERVER_ARGV = ['--expose-gc'];
+/** One phase of publishes with a window in flight (HubRig.pipeline). */
+export interface PipelinePhase {
+  ok: boolean;
+  reason?: string;
+  window: number;
+  count: number;
+  /** Publishes answered per second, first publish to last answer. */
+  publishesPerSec: number;
+  /** The publishing process's user + system CPU per publish (its few subscribers' fan-out included). */
+  cpuUsPerPublish: number;
+}
 
-/** Polls the server until it has opened `n` streams, within `timeLimitMs`. */
-async function untilServerHas(server: Child, n: number, timeLimitMs: number): Promise<number> {
+export const SERVER_ARGV = ['--expose-gc'];
+
+/**
+ * Polls the server until it has opened `n` streams, within `timeLimitMs`; on the Redis store, until
+ * the store has also read each one's starting point (`positioned`), so no event published afterwards
+ * can miss a subscriber.
+ */
+export async function untilServerHas(server: Child, n: number, timeLimitMs: number): Promise<number> {
   const deadline = Date.now() + timeLimitMs;
   for (;;) {
-    const { opened } = await server.request({ type: 'count' }, 'count', 5_000);
-    if ((opened as number) >= n || Date.now() > deadline) return opened as number;
+    const { opened, positioned } = await server.request({ type: 'count' }, 'count', 5_000);
+    const ready = Math.min(opened as number, (positioned as number | undefined) ?? Number.POSITIVE_INFINITY);
+    if (ready >= n || Date.now() > deadline) return ready;
     await sleep(100);
   }
 }
 
-const firstLine = (error: unknown) => (error as Error).message.split('\n')[0]!.slice(0, 300);
+export const firstLine = (error: unknown) => (error as Error).message.split('\n')[0]!.slice(0, 300);
+
+/** Every client must have exactly `delivered` events, in the order published, and none may have closed. */
+export function checkClients(
+  status: Message,
+  delivered: number,
+  reason: string | undefined,
+): string | undefined {
+  if (
+    status.min === delivered &&
+    status.max === delivered &&
+    status.closed === 0 &&
+    (status.disordered ?? 0) === 0
+  ) {
+    return reason;
+  }
+  return `clients got ${status.min}–${status.max} of ${delivered} events each, ${status.disordered} out of order, ${status.closed} closed${reason ? `; ${reason}` : ''}`;
+}
 
 /**
  * One variant's server child holding `clients` streams from one client child, ready for measured
@@ -84,11 +118,11 @@ export class HubRig {
     this.#mode = mode;
   }
 
-  async open(options: { warmup: number; profileFile?: string }): Promise<void> {
+  async open(options: { warmup: number; profileFile?: string; env?: Record<string, string> }): Promise<void> {
     const server = startChild('hub-server.mjs', [this.variant, this.#mode], {
       name: `hub server ${this.variant}`,
       execArgv: SERVER_ARGV,
-      env: options.profileFile ? { BENCH_CPU_PROFILE: options.profileFile } : {},
+      env: { ...options.env, ...(options.profileFile ? { BENCH_CPU_PROFILE: options.profileFile } : {}) },
     });
     this.#server = server;
     const client = startChild('hub-client.mjs', [], { name: `hub client of ${this.variant}` });
@@ -132,9 +166,7 @@ export class HubRig {
     // Late or duplicate bytes would show up here: give stragglers a moment, then check every socket.
     await sleep(reason ? 0 : 30);
     const status = await client.request({ type: 'status' }, 'status', 10_000);
-    if (status.min !== this.#delivered || status.max !== this.#delivered || status.closed !== 0) {
-      reason = `clients got ${status.min}–${status.max} of ${this.#delivered} events each, ${status.closed} closed${reason ? `; ${reason}` : ''}`;
-    }
+    reason = checkClients(status, this.#delivered, reason);
     const deliveries = this.clients * pace.count;
     const cpuUs = (cpu.userUs as number) + (cpu.systemUs as number);
     const wallUs =
@@ -154,6 +186,44 @@ export class HubRig {
       writeCallsPerEvent: (cpu.writeCalls as number) / deliveries,
       handleWritesPerEvent: (cpu.handleWrites as number) / deliveries,
       wakeupsPerEvent: (status.wakeups as number) / deliveries,
+    };
+  }
+
+  /**
+   * Publishes `count` events from the server child with `window` publishes in flight at once (a
+   * sliding window); publishes/s and the server's CPU from the first publish to the last answer. The
+   * ids must come back in the order published, and every client must get every event, in order.
+   */
+  async pipeline(count: number, window: number, timeLimitMs: number): Promise<PipelinePhase> {
+    const server = this.#server!;
+    const client = this.#client!;
+    const tag = `pipe${this.#phases++}`;
+    this.#delivered += count;
+    client.send({ type: 'expect', total: this.clients * this.#delivered, tag });
+    const [done, reached] = await Promise.allSettled([
+      server.request({ type: 'pipeline', count, window, timeLimitMs }, 'pipelined', timeLimitMs + 10_000),
+      client.waitFor('reached', timeLimitMs + 10_000, (m) => m.tag === tag),
+    ]);
+    let reason: string | undefined;
+    if (done.status === 'rejected') reason = firstLine(done.reason);
+    else if (done.value.failed !== 0)
+      reason = `${done.value.failed} publishes failed: ${done.value.firstError}`;
+    else if (done.value.published !== count) reason = `published ${done.value.published} of ${count} in time`;
+    else if (done.value.disordered !== 0) reason = `${done.value.disordered} ids out of publish order`;
+    else if (reached.status === 'rejected') reason = firstLine(reached.reason);
+    await sleep(reason ? 0 : 30);
+    const status = await client.request({ type: 'status' }, 'status', 10_000);
+    reason = checkClients(status, this.#delivered, reason);
+    const result = done.status === 'fulfilled' ? done.value : undefined;
+    const wallUs = result ? (result.wallUs as number) : Number.NaN;
+    const cpuUs = result ? (result.userUs as number) + (result.systemUs as number) : Number.NaN;
+    return {
+      ok: reason === undefined,
+      ...(reason === undefined ? {} : { reason }),
+      window,
+      count,
+      publishesPerSec: count / (wallUs / 1e6),
+      cpuUsPerPublish: cpuUs / count,
     };
   }
 

@@ -26,18 +26,22 @@ const idleRows: string[][] = [];
 const heartbeatRows: string[][] = [];
 const goalLines: string[] = [];
 
-const ms = (us: number | undefined) => (us === undefined ? '—' : (us / 1000).toFixed(1));
-const times = (value: number | undefined) => (value === undefined ? '—' : `${value.toFixed(2)}×`);
-const spread = (values: number[]) =>
+export const ms = (us: number | undefined) => (us === undefined ? '—' : (us / 1000).toFixed(1));
+export const times = (value: number | undefined) => (value === undefined ? '—' : `${value.toFixed(2)}×`);
+export const spread = (values: number[]) =>
   values.length > 0 ? `${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)}` : '—';
-const medianOf = (values: number[]) => (values.length > 0 ? median(values) : undefined);
-const thousands = (value: number | undefined) =>
+export const medianOf = (values: number[]) => (values.length > 0 ? median(values) : undefined);
+export const thousands = (value: number | undefined) =>
   value === undefined || !Number.isFinite(value) ? '—' : Math.round(value).toLocaleString('en-US');
 const signed = (value: number | undefined) =>
   value === undefined ? '—' : `${value >= 0 ? '+' : ''}${Math.round(value)}`;
 
 /** Per-round ratios of `pick` to the baseline's phase of the same round, where both rounds are sound. */
-function roundRatios(phases: HubPhase[], base: HubPhase[], pick: (phase: HubPhase) => number): number[] {
+export function roundRatios<P extends { ok: boolean }>(
+  phases: P[],
+  base: P[],
+  pick: (phase: P) => number,
+): number[] {
   const ratios: number[] = [];
   phases.forEach((phase, i) => {
     const basePhase = base[i];
@@ -46,12 +50,17 @@ function roundRatios(phases: HubPhase[], base: HubPhase[], pick: (phase: HubPhas
   return ratios;
 }
 
-function okPhases(phases: HubPhase[]): HubPhase[] {
+export function okPhases<P extends { ok: boolean }>(phases: P[]): P[] {
   return phases.filter((phase) => phase.ok);
 }
 
 /** "met" or by how much it was missed; `higherIsBetter` says which way the goal points. */
-function verdict(name: string, value: number | undefined, goal: number, higherIsBetter: boolean): string {
+export function verdict(
+  name: string,
+  value: number | undefined,
+  goal: number,
+  higherIsBetter: boolean,
+): string {
   if (value === undefined) return `${name}: not measured`;
   const met = higherIsBetter ? value >= goal : value <= goal;
   const want = `${higherIsBetter ? '≥' : '≤'} ${goal.toFixed(2)}×`;

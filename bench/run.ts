@@ -11,21 +11,26 @@
  *    loop, better-sse and sse-channel: delivered events/s, CPU per delivered event, p99 latency.
  * 5. Hub burst: 100 events published in one tick against one per tick (CPU, socket writes).
  * 6. Idle hub streams, as many as the descriptor limit allows: heap, RSS, timers, heartbeat CPU.
+ * 7. Redis store (redis-sections.ts): 1,000 clients split between two server processes on one Redis
+ *    (ioredis and node-redis) against the in-process hub: delivered events/s, server and Redis CPU per
+ *    delivered event, p99 latency; and publishes/s with 1, 16 and 128 publishes in flight. Needs a Redis
+ *    at REDIS_URL (default redis://127.0.0.1:6379), under keys of the run's own; skipped without one.
  *
  * Load goes to 127.0.0.1 only; every loop and wait is bounded; every child is killed at the end.
  * Sizes can be scaled with BENCH_SCALE (e.g. 0.2 for a quick look, 2 for steadier numbers).
- * BENCH_ONLY=sse,memory,stream,hub,burst,idle picks sections.
+ * BENCH_ONLY=sse,memory,stream,hub,burst,idle,redis picks sections.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { BENCH_DIR, killAll, log, median, table, unavailable } from './harness';
 import { burstSection, hubReport, hubSection, idleSection } from './hub-sections';
+import { redisReport, redisSection } from './redis-sections';
 import { MEMORY_VARIANTS, type MemoryResult, runBroadcastSuite, runMemory, SSE_VARIANTS } from './sse-bench';
 import { runThroughputSuite, STREAM_VARIANTS, summary } from './stream-bench';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? '1') || 1;
-const ONLY = new Set((process.env.BENCH_ONLY ?? 'sse,memory,stream,hub,burst,idle').split(','));
+const ONLY = new Set((process.env.BENCH_ONLY ?? 'sse,memory,stream,hub,burst,idle,redis').split(','));
 /** What each section may take at BENCH_SCALE=1; the watchdog allows the sum of those picked. */
 const SECTION_BUDGET_MS: Record<string, number> = {
   sse: 150_000,
@@ -34,6 +39,7 @@ const SECTION_BUDGET_MS: Record<string, number> = {
   hub: 600_000,
   burst: 150_000,
   idle: 300_000,
+  redis: 420_000,
 };
 const WATCHDOG_MS =
   [...ONLY].reduce((sum, section) => sum + (SECTION_BUDGET_MS[section] ?? 0), 0) * Math.max(1, SCALE);
@@ -282,6 +288,7 @@ function printReport(partial?: string): void {
     );
   }
   out.push(...hubReport());
+  out.push(...redisReport());
   for (const note of notes) out.push(`Note: ${note}`);
   process.stdout.write(`${out.join('\n')}\n`);
 }
@@ -301,6 +308,7 @@ async function main(): Promise<void> {
   if (ONLY.has('hub')) await hubSection({ scale: SCALE });
   if (ONLY.has('burst')) await burstSection({ scale: SCALE });
   if (ONLY.has('idle')) await idleSection({ scale: SCALE });
+  if (ONLY.has('redis')) await redisSection({ scale: SCALE });
   clearTimeout(watchdog);
   printReport();
 }

@@ -1,7 +1,8 @@
 // Hub benchmark client child: opens N raw `net` sockets to GET /sse on loopback and, per socket, counts
 // the events received (one '#' per event, a byte that appears nowhere else on the wire) and times each
 // one: the 15 digits after the '#' are its publish time in µs on CLOCK_MONOTONIC (process.hrtime),
-// which the server child shares, so receive − publish is the event's latency. Driven by IPC.
+// which the server child shares, so receive − publish is the event's latency; stamps also tell the
+// order (strictly increasing as published). Driven by IPC; `open` may be sent again, for another port.
 import net from 'node:net';
 import { createHistogram } from 'node:perf_hooks';
 
@@ -13,6 +14,12 @@ let counts = new Int32Array(0);
 /** Per socket, a stamp cut by a chunk boundary: digits still to read, and the value so far. */
 let stampNeed = new Int8Array(0);
 let stampSoFar = new Float64Array(0);
+/**
+ * Per socket, the last stamp read. The server makes stamps strictly increasing in publish order, so a
+ * stamp not above the previous one is an event out of order (or a duplicate): counted in `disordered`.
+ */
+let lastStamp = new Float64Array(0);
+let disordered = 0;
 let headersDone = 0;
 let total = 0;
 let failures = 0;
@@ -39,7 +46,9 @@ function reached() {
   }
 }
 
-function record(now, stamp) {
+function record(index, now, stamp) {
+  if (stamp <= lastStamp[index]) disordered++;
+  lastStamp[index] = stamp;
   const us = now - stamp;
   latency.record(us >= 1 ? Math.round(us) : 1);
 }
@@ -57,7 +66,7 @@ function scan(index, chunk, from) {
     }
     stampNeed[index] = need;
     stampSoFar[index] = value;
-    if (need === 0) record(now, value);
+    if (need === 0) record(index, now, value);
   }
   let n = 0;
   let hash = chunk.indexOf(HASH, at);
@@ -67,7 +76,7 @@ function scan(index, chunk, from) {
     let value = 0;
     for (let i = hash + 1; i < end; i++) value = value * 10 + (chunk[i] - ZERO);
     const left = hash + 1 + STAMP_DIGITS - end;
-    if (left === 0) record(now, value);
+    if (left === 0) record(index, now, value);
     else {
       stampNeed[index] = left;
       stampSoFar[index] = value;
@@ -144,6 +153,7 @@ async function open(port, n, parallel, timeLimitMs) {
   counts = grow(counts, n);
   stampNeed = grow(stampNeed, n);
   stampSoFar = grow(stampSoFar, n);
+  lastStamp = grow(lastStamp, n);
   const deadline = Date.now() + timeLimitMs;
   let next = 0;
   async function worker() {
@@ -165,6 +175,7 @@ function status() {
     headersDone,
     failures,
     closed,
+    disordered,
     total,
     min,
     max,

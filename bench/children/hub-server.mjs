@@ -1,8 +1,11 @@
 // Hub benchmark server child: `node --expose-gc hub-server.mjs <variant> <mode> [heartbeatMs]`.
 // Variants: raw-http (the baseline), hub (createHub + sseChannel on Express 5), better-sse, sse-channel,
-// express-alone (Express 5 holding responses open, the memory host of the idle section).
+// express-alone (Express 5 holding responses open, the memory host of the idle section), redis-ioredis and
+// redis-node-redis (the hub on the Redis store, REDIS_URL, keys under BENCH_REDIS_PREFIX).
 // Modes: broadcast (publishes when told by IPC and reports its CPU), burst (the same, counting socket
-// writes), idle (holds streams; reports heap, RSS, timers and CPU over a window).
+// writes), idle (holds streams; reports heap, RSS, timers and CPU over a window). Outside idle mode,
+// 'begin' starts the CPU count of a server that only fans out what another process publishes, and
+// 'pipeline' publishes with a window of publishes in flight (the hub variants).
 // Every event carries its publish time (process.hrtime, CLOCK_MONOTONIC: the same clock in every
 // process of the machine) right after a '#', the one '#' of the event, so clients count and time it.
 import { writeFileSync } from 'node:fs';
@@ -105,6 +108,8 @@ function countSocketWrites() {
  */
 const sockets = [];
 let opened = 0;
+/** Subscribers whose starting point the Redis store has read (Redis variants only; else undefined). */
+let positioned;
 function track(res) {
   opened++;
   if (keepResponses) sockets.push(res.socket);
@@ -148,19 +153,25 @@ const VARIANTS = {
 
   // (h) the hub on Express 5: res.sse(hub.subscribe(...)), hub.publish encodes once per event
   async hub() {
-    const { default: express } = await import('express');
-    const { createHub, sseChannel } = await import('../../dist/index.js');
-    const hub = createHub();
-    const app = express();
-    app.use(sseChannel(heartbeatMs === undefined ? {} : { heartbeatMs }));
-    app.get('/sse', (req, res) => {
-      track(res);
-      res.sse(hub.subscribe(TOPIC, req));
-    });
-    const send = (_seq, data) => {
-      hub.publish(TOPIC, { event: 'tick', data }).catch(report);
-    };
-    return { server: http.createServer(app), send, stats: () => hub.stats() };
+    return hubServer(undefined);
+  },
+
+  // (r) the same hub on the Redis store (express-streaming/redis), one process of several sharing a
+  // topic through Redis (REDIS_URL, key prefix BENCH_REDIS_PREFIX), on the app's ioredis client …
+  async 'redis-ioredis'() {
+    const { default: Redis } = await import('ioredis');
+    const client = new Redis(REDIS_URL);
+    client.on('error', report);
+    return hubServer(await redisStoreOn(client));
+  },
+
+  // … or on its node-redis client (createClient({ url }).connect())
+  async 'redis-node-redis'() {
+    const { createClient } = await import('redis');
+    const client = createClient({ url: REDIS_URL });
+    client.on('error', report);
+    await client.connect();
+    return hubServer(await redisStoreOn(client));
   },
 
   // (e) better-sse under Express 5: one Channel, broadcast(data, name, { eventId }); it serializes
@@ -225,6 +236,51 @@ function report(error) {
   process.stderr.write(`hub-server: ${error?.stack ?? error}\n`);
 }
 
+/**
+ * createHub + sseChannel on Express 5, on `store` (the memory store when undefined). `publishOne`
+ * resolves with the event's id, for the pipelining phases; `send` fires and forgets, as a broadcast
+ * loop does.
+ */
+async function hubServer(store) {
+  const { default: express } = await import('express');
+  const { createHub, sseChannel } = await import('../../dist/index.js');
+  const hub = createHub(store === undefined ? {} : { store });
+  const app = express();
+  app.use(sseChannel(heartbeatMs === undefined ? {} : { heartbeatMs }));
+  app.get('/sse', (req, res) => {
+    track(res);
+    res.sse(hub.subscribe(TOPIC, req));
+  });
+  const publishOne = (data) => hub.publish(TOPIC, { event: 'tick', data });
+  const send = (_seq, data) => {
+    publishOne(data).catch(report);
+  };
+  return { server: http.createServer(app), send, publishOne, stats: () => hub.stats() };
+}
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * The Redis store under this run's own key prefix, its `position()` counted: a subscriber without a
+ * Last-Event-ID starts at the head that call returns, so once every subscriber's has resolved, no event
+ * published afterwards can miss one (the Redis store needs round trips for it; the memory store does
+ * not). The rig waits for that count before its warm-up events.
+ */
+async function redisStoreOn(client) {
+  const prefix = process.env.BENCH_REDIS_PREFIX;
+  if (!prefix) throw new Error('BENCH_REDIS_PREFIX is not set: a run must use keys of its own');
+  const { redisStore } = await import('../../dist/redis.js');
+  const store = redisStore(client, { prefix });
+  positioned = 0;
+  const position = store.position.bind(store);
+  store.position = async (topic) => {
+    const at = await position(topic);
+    positioned++;
+    return at;
+  };
+  return store;
+}
+
 /** µs on CLOCK_MONOTONIC, the clock every process of the machine shares (no BigInt per event). */
 function nowUs() {
   const [s, ns] = process.hrtime();
@@ -234,9 +290,22 @@ function nowUs() {
 const CRLF = Buffer.from('\r\n');
 const PADS = Array.from({ length: EVENT_JSON_BYTES }, (_, n) => 'x'.repeat(n));
 
+let lastStampUs = 0;
+
+/**
+ * The publish time, strictly increasing: events published in the same µs (a burst, a pipelined
+ * window) still differ, so a client that sees a stamp not above the previous one got events out of
+ * order (or twice).
+ */
+function stampUs() {
+  const now = nowUs();
+  lastStampUs = now > lastStampUs ? now : lastStampUs + 1;
+  return lastStampUs;
+}
+
 /** Event data of EVENT_JSON_BYTES bytes as JSON: the stamp after its '#', the seq, padding. */
 function eventData(seq) {
-  const t = `#${String(nowUs()).padStart(STAMP_DIGITS, '0')}`;
+  const t = `#${String(stampUs()).padStart(STAMP_DIGITS, '0')}`;
   const bare = `{"t":"${t}","seq":${seq},"pad":""}`.length;
   return { t, seq, pad: PADS[Math.max(0, EVENT_JSON_BYTES - bare)] };
 }
@@ -286,6 +355,55 @@ async function publish({ count, perTurn = 1, intervalMs = 0, drainEvery = 16, ti
   return sent;
 }
 
+/**
+ * Publishes `count` events keeping `window` of them unanswered at once (a sliding window: each answer
+ * lets the next publish go), until every one is answered or `timeLimitMs` has passed. The ids must
+ * come back numbered in the order the publishes were made (the topic is this process's alone).
+ */
+function pipeline({ count, window, timeLimitMs }) {
+  const deadline = Date.now() + timeLimitMs;
+  const seqs = new Float64Array(count);
+  let issued = 0;
+  let answered = 0;
+  let failed = 0;
+  let firstError;
+  return new Promise((resolve) => {
+    const startedUs = nowUs();
+    const cpu0 = process.cpuUsage();
+    const issue = (i) => {
+      seq++;
+      publishOne(eventData(seq)).then(
+        (id) => {
+          seqs[i] = Number(id.slice(id.lastIndexOf('-') + 1));
+          settle();
+        },
+        (error) => {
+          failed++;
+          firstError ??= String(error?.message ?? error).split('\n')[0];
+          settle();
+        },
+      );
+    };
+    const settle = () => {
+      answered++;
+      more();
+    };
+    const more = () => {
+      const open = Date.now() < deadline;
+      while (open && issued < count && issued - answered < window) issue(issued++);
+      if (answered === issued && (issued === count || !open)) done();
+    };
+    const done = () => {
+      const wallUs = nowUs() - startedUs;
+      const cpu = process.cpuUsage(cpu0);
+      let disordered = 0;
+      for (let i = 1; i < answered; i++) if (seqs[i] !== seqs[0] + i) disordered++;
+      resolve({ published: answered - failed, failed, firstError, disordered, wallUs, cpu });
+    };
+    more();
+  });
+}
+
 function fullGc() {
   for (let i = 0; i < 4; i++) globalThis.gc?.();
 }
@@ -296,7 +414,7 @@ if (!make) {
   process.exit(2);
 }
 const timersAtStart = timerCounts();
-const { server, send, stats } = await make();
+const { server, send, publishOne, stats } = await make();
 server.keepAliveTimeout = 0;
 server.headersTimeout = 0;
 server.requestTimeout = 0;
@@ -321,11 +439,19 @@ if (profileFile) {
 }
 let profiling = false;
 
+/** Profiled from the first measured phase on: setup and warm-up stay out, idle gaps are '(idle)'. */
+async function startProfiling() {
+  if (session && !profiling) {
+    profiling = true;
+    await post('Profiler.start');
+  }
+}
+
 let started;
 process.on('message', async (message) => {
   switch (message.type) {
     case 'count':
-      process.send({ type: 'count', opened, hub: stats?.().subscribers });
+      process.send({ type: 'count', opened, positioned, hub: stats?.().subscribers });
       break;
     case 'warm': {
       const sent = await publish({ count: message.count, timeLimitMs: message.timeLimitMs });
@@ -334,16 +460,28 @@ process.on('message', async (message) => {
     }
     case 'run': {
       fullGc();
-      // Profiled from the first measured phase on: setup and warm-up stay out, idle gaps are '(idle)'.
-      if (session && !profiling) {
-        profiling = true;
-        await post('Profiler.start');
-      }
+      await startProfiling();
       writes.calls = 0;
       writes.handle = 0;
       started = { cpu: process.cpuUsage(), atUs: nowUs() };
       const sent = await publish(message);
       process.send({ type: 'sent', sent, startedUs: started.atUs });
+      break;
+    }
+    case 'begin':
+      // A server that fans out what another process publishes: its CPU from now until 'stop'
+      fullGc();
+      await startProfiling();
+      writes.calls = 0;
+      writes.handle = 0;
+      started = { cpu: process.cpuUsage(), atUs: nowUs() };
+      process.send({ type: 'begun' });
+      break;
+    case 'pipeline': {
+      fullGc();
+      await startProfiling();
+      const { cpu, ...result } = await pipeline(message);
+      process.send({ type: 'pipelined', ...result, userUs: cpu.user, systemUs: cpu.system });
       break;
     }
     case 'stop': {

@@ -71,6 +71,9 @@ class RedisStore implements HubStore {
   readonly #settings: Settings;
   readonly #reader: LiveReader;
   #failures = 0;
+  /** Candidate epochs are this store's random token and a count: no random bytes per command. */
+  readonly #instance = newEpoch();
+  #candidates = 0;
 
   constructor(commands: Commands, settings: Settings) {
     this.#commands = commands;
@@ -84,7 +87,7 @@ class RedisStore implements HubStore {
       scripts.publish.run(
         this.#commands,
         [keys.meta, keys.log],
-        [newEpoch(), String(this.#settings.maxLen), ...recordFields(record)],
+        [this.#candidateEpoch(), String(this.#settings.maxLen), ...recordFields(record)],
       ),
     );
     const [epoch, seq] = reply as [string, number];
@@ -98,7 +101,7 @@ class RedisStore implements HubStore {
       scripts.position.run(
         this.#commands,
         [keys.meta, keys.log],
-        [newEpoch(), String(this.#settings.unusedLogTtlSeconds)],
+        [this.#candidateEpoch(), String(this.#settings.unusedLogTtlSeconds)],
       ),
     );
     return positionOf(reply as unknown[]);
@@ -114,7 +117,7 @@ class RedisStore implements HubStore {
       scripts.read.run(
         this.#commands,
         [keys.meta, keys.log],
-        [newEpoch(), String(this.#settings.unusedLogTtlSeconds), String(after), String(limit)],
+        [this.#candidateEpoch(), String(this.#settings.unusedLogTtlSeconds), String(after), String(limit)],
       ),
     )) as unknown[];
     const entries = (reply[3] ?? []) as RawEntry[];
@@ -140,6 +143,11 @@ class RedisStore implements HubStore {
 
   close(): Promise<void> {
     return this.#reader.close();
+  }
+
+  /** An epoch for a log the script finds missing (only then used): unique across processes and lives. */
+  #candidateEpoch(): string {
+    return `${this.#instance}${(this.#candidates++).toString(36)}`;
   }
 
   #keys(topic: string): Keys {

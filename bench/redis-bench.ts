@@ -1,0 +1,422 @@
+/**
+ * Redis store benchmarks (section `redis`), server and client children as in hub-bench.ts:
+ * - broadcast: N clients of one topic split between two server processes on one Redis (one on
+ *   ioredis, one on node-redis; the ioredis one publishes) against the in-process hub (memory store,
+ *   one server holding all N), interleaved in rounds: delivered events/s, server CPU per delivered
+ *   event (both Redis-store processes summed), Redis's own CPU, publish→receive latency;
+ * - pipelining: publishes/s from one process with K publishes in flight, per store and client.
+ * Redis's CPU is read from `INFO cpu` (used_cpu_sys + used_cpu_user) around every phase, by this
+ * process, on a connection of its own. Every key lives under a prefix of this run and is deleted at
+ * the end; nothing else in the Redis is touched (other tests share it).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { type Child, log, sleep, startChild } from './harness';
+import {
+  checkClients,
+  firstLine,
+  type HubPhase,
+  HubRig,
+  type Pace,
+  type PipelinePhase,
+  SERVER_ARGV,
+  untilServerHas,
+} from './hub-bench';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The topic every server child uses (children/hub-server.mjs). */
+const TOPIC = 'bench';
+
+/** A key prefix of this run alone: `{<prefix>:bench}:meta` and `…:log`. */
+export function runPrefix(): string {
+  return `esbench${randomBytes(6).toString('hex')}`;
+}
+
+/** This process's own connection to the Redis: its CPU counters, and the run's keys deleted at the end. */
+export class RedisProbe {
+  readonly #client: Redis;
+
+  private constructor(client: Redis) {
+    this.#client = client;
+  }
+
+  /** Connects within a few seconds, or says why not (the section is then skipped). */
+  static async connect(url: string): Promise<RedisProbe | string> {
+    const { default: IoRedis } = await import('ioredis');
+    const client = new IoRedis(url, {
+      lazyConnect: true,
+      connectTimeout: 3_000,
+      commandTimeout: 5_000,
+      maxRetriesPerRequest: 1,
+      retryStrategy: () => null,
+    });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.ping();
+      return new RedisProbe(client);
+    } catch (error) {
+      client.disconnect();
+      return `no Redis at ${url}: ${firstLine(error)}`;
+    }
+  }
+
+  /** Redis's user + system CPU so far (the whole server: other clients' commands too), in µs. */
+  async cpuUs(): Promise<number> {
+    const info = await this.#client.info('cpu');
+    const seconds = (name: string) => {
+      const line = info.split('\n').find((l) => l.startsWith(`${name}:`));
+      return Number(line?.slice(name.length + 1));
+    };
+    return Math.round((seconds('used_cpu_sys') + seconds('used_cpu_user')) * 1e6);
+  }
+
+  /** Deletes the run's keys (a topic's meta hash and log per prefix), and nothing else. */
+  async forget(prefixes: readonly string[]): Promise<void> {
+    const keys = prefixes.flatMap((prefix) => [`{${prefix}:${TOPIC}}:meta`, `{${prefix}:${TOPIC}}:log`]);
+    if (keys.length > 0) await this.#client.del(...keys);
+  }
+
+  close(): void {
+    this.#client.disconnect();
+  }
+}
+
+/** A phase of one variant, with Redis's CPU over it and, for the two-process rig, each process's share. */
+export interface RedisPhase extends HubPhase {
+  /** Events published in the phase, and clients × events delivered. */
+  publishes: number;
+  deliveries: number;
+  /** Wall time from the first publish to the last event at the last client. */
+  wallUs: number;
+  /** Redis's CPU (the whole server) over the phase. */
+  redisUs: number;
+  /** Each server's CPU per delivered event (the two-process rig only; each holds half the clients). */
+  publisherUsPerEvent?: number;
+  followerUsPerEvent?: number;
+}
+
+/**
+ * The hub across processes: two server children on one Redis under one prefix — the publisher on
+ * ioredis, the follower on node-redis — with half the clients each, from one client child. Only the
+ * publisher publishes; the follower's hub gets every event from its store's live reader, as the
+ * publisher's does. Same interface as HubRig, so both take turns in the same rounds.
+ */
+export class RedisPairRig {
+  readonly clients: number;
+  readonly #prefix: string;
+  #publisher: Child | undefined;
+  #follower: Child | undefined;
+  #client: Child | undefined;
+  #delivered = 0;
+  #phases = 0;
+
+  constructor(clients: number, prefix: string) {
+    this.clients = clients;
+    this.#prefix = prefix;
+  }
+
+  async open(options: {
+    warmup: number;
+    profileFiles?: { publisher: string; follower: string };
+  }): Promise<void> {
+    const env = { REDIS_URL, BENCH_REDIS_PREFIX: this.#prefix };
+    // 'burst' mode: the broadcast server that also counts its socket writes
+    const server = (variant: string, profile: string | undefined) =>
+      startChild('hub-server.mjs', [variant, 'burst'], {
+        name: `hub server ${variant}`,
+        execArgv: SERVER_ARGV,
+        env: profile ? { ...env, BENCH_CPU_PROFILE: profile } : env,
+      });
+    const publisher = server('redis-ioredis', options.profileFiles?.publisher);
+    this.#publisher = publisher;
+    const follower = server('redis-node-redis', options.profileFiles?.follower);
+    this.#follower = follower;
+    const client = startChild('hub-client.mjs', [], { name: 'hub client of the Redis pair' });
+    this.#client = client;
+    const [a, b] = await Promise.all([
+      publisher.waitFor('listening', 15_000),
+      follower.waitFor('listening', 15_000),
+    ]);
+    const half = Math.floor(this.clients / 2);
+    const shares: Array<[Child, number, number]> = [
+      [publisher, a.port as number, half],
+      [follower, b.port as number, this.clients - half],
+    ];
+    let expected = 0;
+    for (const [, port, n] of shares) {
+      expected += n;
+      const opened = await client.request(
+        { type: 'open', port, n, parallel: 100, timeLimitMs: 60_000 },
+        'opened',
+        70_000,
+      );
+      if (opened.headersDone !== expected || opened.failures !== 0) {
+        throw new Error(`opened ${opened.headersDone}/${expected} streams (${opened.failures} failed)`);
+      }
+    }
+    // Every subscriber positioned by its store (a Redis round trip each) before the first event.
+    for (const [server, , n] of shares) {
+      const ready = await untilServerHas(server, n, 30_000);
+      if (ready < n) throw new Error(`${server.name}: ${ready} of ${n} subscribers positioned`);
+    }
+    // Warm-up events, not measured: JIT, both live readers running, every subscriber live.
+    this.#delivered = options.warmup;
+    client.send({ type: 'expect', total: this.clients * this.#delivered, tag: 'warm' });
+    await publisher.request({ type: 'warm', count: options.warmup, timeLimitMs: 30_000 }, 'warmed', 35_000);
+    await client.waitFor('reached', 30_000, (m) => m.tag === 'warm');
+  }
+
+  /**
+   * As HubRig.phase: the publisher publishes as `pace` says; both servers' CPU from the first
+   * publish until the last client has the last event; every socket checked.
+   */
+  async phase(pace: Pace, timeLimitMs: number): Promise<HubPhase & Partial<RedisPhase>> {
+    const publisher = this.#publisher!;
+    const follower = this.#follower!;
+    const client = this.#client!;
+    const tag = `run${this.#phases++}`;
+    this.#delivered += pace.count;
+    client.send({ type: 'expect', total: this.clients * this.#delivered, tag });
+    await follower.request({ type: 'begin' }, 'begun', 10_000);
+    const [sent, reached] = await Promise.allSettled([
+      publisher.request({ type: 'run', ...pace, timeLimitMs }, 'sent', timeLimitMs + 5_000),
+      client.waitFor('reached', timeLimitMs + 5_000, (m) => m.tag === tag),
+    ]);
+    let reason: string | undefined;
+    if (sent.status === 'rejected') reason = firstLine(sent.reason);
+    else if (reached.status === 'rejected') reason = firstLine(reached.reason);
+    const [cpuA, cpuB] = await Promise.all([
+      publisher.request({ type: 'stop' }, 'cpu', 10_000),
+      follower.request({ type: 'stop' }, 'cpu', 10_000),
+    ]);
+    await sleep(reason ? 0 : 30);
+    const status = await client.request({ type: 'status' }, 'status', 10_000);
+    reason = checkClients(status, this.#delivered, reason);
+    const deliveries = this.clients * pace.count;
+    const usOf = (cpu: typeof cpuA) => (cpu.userUs as number) + (cpu.systemUs as number);
+    const cpuUs = usOf(cpuA) + usOf(cpuB);
+    const wallUs =
+      sent.status === 'fulfilled' && reached.status === 'fulfilled'
+        ? (reached.value.atUs as number) - (sent.value.startedUs as number)
+        : Number.NaN;
+    return {
+      ok: reason === undefined,
+      ...(reason === undefined ? {} : { reason }),
+      deliveredPerSec: deliveries / (wallUs / 1e6),
+      cpuUsPerEvent: cpuUs / deliveries,
+      busy: cpuUs / wallUs,
+      p50Us: status.p50Us as number,
+      p99Us: status.p99Us as number,
+      maxUs: status.maxUs as number,
+      wireBytesPerEvent: (status.bytes as number) / deliveries,
+      writeCallsPerEvent: ((cpuA.writeCalls as number) + (cpuB.writeCalls as number)) / deliveries,
+      handleWritesPerEvent: ((cpuA.handleWrites as number) + (cpuB.handleWrites as number)) / deliveries,
+      wakeupsPerEvent: (status.wakeups as number) / deliveries,
+      publisherUsPerEvent: usOf(cpuA) / deliveries,
+      followerUsPerEvent: usOf(cpuB) / deliveries,
+    };
+  }
+
+  /** Writes both servers' CPU profiles (started with the first measured phase), if they have them. */
+  async dumpProfiles(): Promise<void> {
+    await Promise.all([
+      this.#publisher!.request({ type: 'dump' }, 'dumped', 20_000),
+      this.#follower!.request({ type: 'dump' }, 'dumped', 20_000),
+    ]);
+  }
+
+  close(): void {
+    this.#client?.kill();
+    this.#publisher?.kill();
+    this.#follower?.kill();
+  }
+}
+
+/** Runs `measure` and reads Redis's CPU on both sides of it. */
+async function withRedisCpu<P extends { ok: boolean }>(
+  probe: RedisProbe,
+  measure: () => Promise<P>,
+): Promise<{ phase: P; redisUs: number }> {
+  const before = await probe.cpuUs();
+  const phase = await measure();
+  const after = await probe.cpuUs();
+  return { phase, redisUs: after - before };
+}
+
+export type BroadcastVariant = 'memory' | 'redis';
+
+export interface RedisBroadcastResult {
+  variant: BroadcastVariant;
+  ok: boolean;
+  reason?: string;
+  /** One per round: one event per setImmediate turn. */
+  throughput: RedisPhase[];
+  /** One per round: one event every `intervalMs`, for latency. */
+  paced: RedisPhase[];
+}
+
+export interface RedisBroadcastOptions {
+  clients: number;
+  warmup: number;
+  rounds: number;
+  events: number;
+  pacedEvents: number;
+  intervalMs: number;
+  timeLimitMs: number;
+}
+
+/**
+ * The in-process hub (one server) and the Redis pair (two servers) held open at once, then `rounds`
+ * rounds in which each runs a throughput phase and a latency phase in turn, order rotated: drift hits
+ * both alike, and each round's ratios are taken against the in-process hub's phases of the same round.
+ */
+export async function runRedisBroadcast(
+  probe: RedisProbe,
+  prefix: string,
+  options: RedisBroadcastOptions,
+): Promise<Map<BroadcastVariant, RedisBroadcastResult>> {
+  const { clients } = options;
+  // Both count their socket writes ('burst' mode): the Redis readers hand over what piled up since
+  // their last read as one batch, one write per client, and the write count shows how much did.
+  const rigs = new Map<BroadcastVariant, HubRig | RedisPairRig>([
+    ['memory', new HubRig('hub', clients, 'burst')],
+    ['redis', new RedisPairRig(clients, prefix)],
+  ]);
+  const results = new Map<BroadcastVariant, RedisBroadcastResult>();
+  try {
+    for (const [variant, rig] of rigs) {
+      const result: RedisBroadcastResult = { variant, ok: false, throughput: [], paced: [] };
+      results.set(variant, result);
+      try {
+        await rig.open(options);
+      } catch (error) {
+        rig.close();
+        result.reason = `setup: ${firstLine(error)}`;
+        log(`  ${variant}: ${result.reason}`);
+      }
+    }
+    for (let round = 0; round < options.rounds; round++) {
+      const order: BroadcastVariant[] = round % 2 === 0 ? ['memory', 'redis'] : ['redis', 'memory'];
+      for (const variant of order) {
+        const result = results.get(variant)!;
+        if (result.reason) continue;
+        const rig = rigs.get(variant)!;
+        const run = async (pace: Pace): Promise<RedisPhase> => {
+          const { phase, redisUs } = await withRedisCpu(probe, () => rig.phase(pace, options.timeLimitMs));
+          const deliveries = clients * pace.count;
+          return {
+            ...phase,
+            publishes: pace.count,
+            deliveries,
+            wallUs: (deliveries / phase.deliveredPerSec) * 1e6,
+            redisUs,
+          };
+        };
+        const fast = await run({ count: options.events });
+        result.throughput.push(fast);
+        const paced = fast.ok
+          ? await run({ count: options.pacedEvents, intervalMs: options.intervalMs })
+          : fast;
+        result.paced.push(paced);
+        if (!fast.ok || !paced.ok) {
+          result.reason = `round ${round + 1}: ${fast.reason ?? paced.reason}`;
+          rig.close();
+        }
+      }
+      log(`    round ${round + 1}/${options.rounds}: ${[...results.values()].map(roundLine).join('; ')}`);
+    }
+    for (const result of results.values()) result.ok = result.reason === undefined;
+    return results;
+  } finally {
+    for (const rig of rigs.values()) rig.close();
+  }
+}
+
+/** A variant's last full-speed phase, for the log: rounds far from the median are seen with their cause. */
+function roundLine(result: RedisBroadcastResult): string {
+  const phase = result.throughput[result.throughput.length - 1];
+  if (phase === undefined || !phase.ok) return `${result.variant} ${result.reason ?? 'no phase'}`;
+  return `${result.variant} ${Math.round(phase.deliveredPerSec)} events/s, ${phase.cpuUsPerEvent.toFixed(2)} µs/event, ${phase.handleWritesPerEvent.toFixed(2)} writes/delivery`;
+}
+
+/** The stores a publisher can run on in the pipelining phases: a hub-server.mjs variant each. */
+export const PIPELINE_VARIANTS = [
+  { id: 'hub', label: 'memory store (in-process)' },
+  { id: 'redis-ioredis', label: 'redisStore, ioredis' },
+  { id: 'redis-node-redis', label: 'redisStore, node-redis' },
+] as const;
+
+export interface PipelineResult {
+  variant: string;
+  ok: boolean;
+  reason?: string;
+  /** Per window, one phase per round. */
+  phases: Map<number, Array<PipelinePhase & { redisUsPerPublish: number }>>;
+}
+
+export interface PipelineOptions {
+  /** Subscribers of the publishing process (its own clients), which check every event arrives in order. */
+  subscribers: number;
+  windows: readonly number[];
+  count: number;
+  rounds: number;
+  warmup: number;
+  timeLimitMs: number;
+}
+
+/**
+ * One publishing server per store, each with a few subscribers of its own and a prefix of its own,
+ * held open at once; each round, every store publishes `count` events at each window size in turn,
+ * order rotated.
+ */
+export async function runPipelining(
+  probe: RedisProbe,
+  prefixes: Record<string, string>,
+  options: PipelineOptions,
+): Promise<Map<string, PipelineResult>> {
+  const rigs = new Map<string, HubRig>();
+  const results = new Map<string, PipelineResult>();
+  try {
+    for (const { id } of PIPELINE_VARIANTS) {
+      const result: PipelineResult = { variant: id, ok: false, phases: new Map() };
+      for (const window of options.windows) result.phases.set(window, []);
+      results.set(id, result);
+      const rig = new HubRig(id, options.subscribers);
+      rigs.set(id, rig);
+      try {
+        const env: Record<string, string> =
+          id === 'hub' ? {} : { REDIS_URL, BENCH_REDIS_PREFIX: prefixes[id]! };
+        await rig.open({ warmup: options.warmup, env });
+      } catch (error) {
+        rig.close();
+        result.reason = `setup: ${firstLine(error)}`;
+        log(`  ${id}: ${result.reason}`);
+      }
+    }
+    const ids = [...rigs.keys()];
+    for (let round = 0; round < options.rounds; round++) {
+      const shift = round % ids.length;
+      for (const id of [...ids.slice(shift), ...ids.slice(0, shift)]) {
+        const result = results.get(id)!;
+        const windows = round % 2 === 0 ? options.windows : [...options.windows].reverse();
+        for (const window of windows) {
+          if (result.reason) break;
+          const { phase, redisUs } = await withRedisCpu(probe, () =>
+            rigs.get(id)!.pipeline(options.count, window, options.timeLimitMs),
+          );
+          result.phases.get(window)!.push({ ...phase, redisUsPerPublish: redisUs / options.count });
+          if (!phase.ok) {
+            result.reason = `round ${round + 1}, ${window} in flight: ${phase.reason}`;
+            rigs.get(id)!.close();
+          }
+        }
+      }
+      log(`    round ${round + 1}/${options.rounds} done`);
+    }
+    for (const result of results.values()) result.ok = result.reason === undefined;
+    return results;
+  } finally {
+    for (const rig of rigs.values()) rig.close();
+  }
+}
