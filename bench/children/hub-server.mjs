@@ -8,11 +8,11 @@
 // 'pipeline' publishes with a window of publishes in flight (the hub variants).
 // Every event carries its publish time (process.hrtime, CLOCK_MONOTONIC: the same clock in every
 // process of the machine) right after a '#', the one '#' of the event, so clients count and time it.
-import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { setImmediate as tick } from 'node:timers/promises';
+import { cpuProfiler, fullGc, listenForBench, makeVariant } from './common.mjs';
 
 const [variant, mode = 'broadcast', heartbeatArg] = process.argv.slice(2);
 const heartbeatMs = heartbeatArg === undefined ? undefined : Number(heartbeatArg);
@@ -404,48 +404,13 @@ function pipeline({ count, window, timeLimitMs }) {
   });
 }
 
-function fullGc() {
-  for (let i = 0; i < 4; i++) globalThis.gc?.();
-}
-
-const make = VARIANTS[variant];
-if (!make) {
-  process.stderr.write(`unknown variant ${variant}\n`);
-  process.exit(2);
-}
 const timersAtStart = timerCounts();
-const { server, send, publishOne, stats } = await make();
-server.keepAliveTimeout = 0;
-server.headersTimeout = 0;
-server.requestTimeout = 0;
-server.listen(0, '127.0.0.1', 4096, () => {
-  process.send({ type: 'listening', port: server.address().port });
-});
+const { server, send, publishOne, stats } = await makeVariant(VARIANTS, variant);
+listenForBench(server, 4096);
 
-// BENCH_CPU_PROFILE=file: a CPU profile of the measured phases (node:inspector), for bench/profile.ts.
-const profileFile = process.env.BENCH_CPU_PROFILE;
-let session;
-async function post(method, params) {
-  return new Promise((resolve, reject) =>
-    session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))),
-  );
-}
-if (profileFile) {
-  const { Session } = await import('node:inspector');
-  session = new Session();
-  session.connect();
-  await post('Profiler.enable');
-  await post('Profiler.setSamplingInterval', { interval: 200 });
-}
-let profiling = false;
-
-/** Profiled from the first measured phase on: setup and warm-up stay out, idle gaps are '(idle)'. */
-async function startProfiling() {
-  if (session && !profiling) {
-    profiling = true;
-    await post('Profiler.start');
-  }
-}
+// BENCH_CPU_PROFILE=file: a CPU profile of the measured phases, for bench/profile.ts. Profiled from the
+// first measured phase on: setup and warm-up stay out, idle gaps are '(idle)'.
+const profiler = await cpuProfiler();
 
 let started;
 process.on('message', async (message) => {
@@ -460,7 +425,7 @@ process.on('message', async (message) => {
     }
     case 'run': {
       fullGc();
-      await startProfiling();
+      await profiler.start();
       writes.calls = 0;
       writes.handle = 0;
       started = { cpu: process.cpuUsage(), atUs: nowUs() };
@@ -471,7 +436,7 @@ process.on('message', async (message) => {
     case 'begin':
       // A server that fans out what another process publishes: its CPU from now until 'stop'
       fullGc();
-      await startProfiling();
+      await profiler.start();
       writes.calls = 0;
       writes.handle = 0;
       started = { cpu: process.cpuUsage(), atUs: nowUs() };
@@ -479,7 +444,7 @@ process.on('message', async (message) => {
       break;
     case 'pipeline': {
       fullGc();
-      await startProfiling();
+      await profiler.start();
       const { cpu, ...result } = await pipeline(message);
       process.send({ type: 'pipelined', ...result, userUs: cpu.user, systemUs: cpu.system });
       break;
@@ -526,10 +491,7 @@ process.on('message', async (message) => {
       break;
     }
     case 'dump': {
-      if (session) {
-        const { profile } = await post('Profiler.stop');
-        writeFileSync(profileFile, JSON.stringify(profile));
-      }
+      await profiler.stop();
       process.send({ type: 'dumped' });
       break;
     }

@@ -1,9 +1,9 @@
 // SSE server child: `node --expose-gc sse-server.mjs <variant> <mode>` (mode: broadcast | memory).
 // It holds the streams its variant opens on GET /sse and, when told by IPC, broadcasts events to them
 // and reports its own CPU time (process.cpuUsage) around the broadcast, or its heap after gc().
-import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { setImmediate as tick } from 'node:timers/promises';
+import { cpuProfiler, fullGc, listenForBench, makeVariant } from './common.mjs';
 
 const [variant, mode = 'broadcast'] = process.argv.slice(2);
 const keepResponses = mode === 'broadcast';
@@ -197,38 +197,11 @@ async function broadcast(first, count, timeLimitMs) {
   return count;
 }
 
-function fullGc() {
-  for (let i = 0; i < 4; i++) globalThis.gc?.();
-}
-
-const make = VARIANTS[variant];
-if (!make) {
-  process.stderr.write(`unknown variant ${variant}\n`);
-  process.exit(2);
-}
-const { server, send } = await make();
-server.keepAliveTimeout = 0;
-server.headersTimeout = 0;
-server.requestTimeout = 0;
-server.listen(0, '127.0.0.1', 2048, () => {
-  process.send({ type: 'listening', port: server.address().port });
-});
+const { server, send } = await makeVariant(VARIANTS, variant);
+listenForBench(server, 2048);
 
 // BENCH_CPU_PROFILE=file: a CPU profile of the measured broadcast phase only (used by bench/profile.ts).
-const profileFile = process.env.BENCH_CPU_PROFILE;
-let session;
-async function post(method, params) {
-  return new Promise((resolve, reject) =>
-    session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))),
-  );
-}
-if (profileFile) {
-  const { Session } = await import('node:inspector');
-  session = new Session();
-  session.connect();
-  await post('Profiler.enable');
-  await post('Profiler.setSamplingInterval', { interval: 200 });
-}
+const profiler = await cpuProfiler();
 
 let started;
 process.on('message', async (message) => {
@@ -243,7 +216,7 @@ process.on('message', async (message) => {
     }
     case 'run': {
       fullGc();
-      if (session) await post('Profiler.start');
+      await profiler.start();
       started = { cpu: process.cpuUsage(), wall: process.hrtime.bigint() };
       const sent = await broadcast(message.first, message.count, message.timeLimitMs);
       process.send({ type: 'sent', sent });
@@ -252,10 +225,7 @@ process.on('message', async (message) => {
     case 'stop': {
       const cpu = process.cpuUsage(started.cpu);
       const wallMs = Number(process.hrtime.bigint() - started.wall) / 1e6;
-      if (session) {
-        const { profile } = await post('Profiler.stop');
-        writeFileSync(profileFile, JSON.stringify(profile));
-      }
+      await profiler.stop();
       process.send({ type: 'cpu', userUs: cpu.user, systemUs: cpu.system, wallMs });
       break;
     }

@@ -1,8 +1,8 @@
 // Streaming-body server child: `node stream-server.mjs <variant>`. Every GET /?bytes=N streams N bytes
 // from an async generator of 64 KiB Buffers, and the child reports its CPU time for that response.
-import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { pipeline, Readable } from 'node:stream';
+import { cpuProfiler, makeVariant } from './common.mjs';
 
 const [variant] = process.argv.slice(2);
 const CHUNK = Buffer.alloc(64 * 1024, 0x61);
@@ -34,30 +34,12 @@ const VARIANTS = {
 };
 
 // BENCH_CPU_PROFILE=file: profiles the measured requests (all but the first) for bench/profile.ts.
-const profileFile = process.env.BENCH_CPU_PROFILE;
-let session;
+const profiler = await cpuProfiler();
 let requests = 0;
-function post(method, params) {
-  return new Promise((resolve, reject) =>
-    session.post(method, params, (error, result) => (error ? reject(error) : resolve(result))),
-  );
-}
-if (profileFile) {
-  const { Session } = await import('node:inspector');
-  session = new Session();
-  session.connect();
-  await post('Profiler.enable');
-  await post('Profiler.setSamplingInterval', { interval: 200 });
-}
 
-const make = VARIANTS[variant];
-if (!make) {
-  process.stderr.write(`unknown variant ${variant}\n`);
-  process.exit(2);
-}
-const handle = await make();
+const handle = await makeVariant(VARIANTS, variant);
 const server = http.createServer(async (req, res) => {
-  if (session && requests++ === 1) await post('Profiler.start');
+  if (requests++ === 1) await profiler.start();
   const bytes = Number(new URL(req.url, 'http://x').searchParams.get('bytes'));
   const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
@@ -72,9 +54,8 @@ const server = http.createServer(async (req, res) => {
 });
 server.listen(0, '127.0.0.1', () => process.send({ type: 'listening', port: server.address().port }));
 process.on('message', async (message) => {
-  if (message.type === 'dump' && session) {
-    const { profile } = await post('Profiler.stop');
-    writeFileSync(profileFile, JSON.stringify(profile));
+  if (message.type === 'dump' && profiler.enabled) {
+    await profiler.stop();
     process.send({ type: 'dumped' });
   }
   if (message.type === 'exit') process.exit(0);
