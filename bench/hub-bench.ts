@@ -167,26 +167,7 @@ export class HubRig {
     await sleep(reason ? 0 : 30);
     const status = await client.request({ type: 'status' }, 'status', 10_000);
     reason = checkClients(status, this.#delivered, reason);
-    const deliveries = this.clients * pace.count;
-    const cpuUs = (cpu.userUs as number) + (cpu.systemUs as number);
-    const wallUs =
-      sent.status === 'fulfilled' && reached.status === 'fulfilled'
-        ? (reached.value.atUs as number) - (sent.value.startedUs as number)
-        : Number.NaN;
-    return {
-      ok: reason === undefined,
-      ...(reason === undefined ? {} : { reason }),
-      deliveredPerSec: deliveries / (wallUs / 1e6),
-      cpuUsPerEvent: cpuUs / deliveries,
-      busy: cpuUs / wallUs,
-      p50Us: status.p50Us as number,
-      p99Us: status.p99Us as number,
-      maxUs: status.maxUs as number,
-      wireBytesPerEvent: (status.bytes as number) / deliveries,
-      writeCallsPerEvent: (cpu.writeCalls as number) / deliveries,
-      handleWritesPerEvent: (cpu.handleWrites as number) / deliveries,
-      wakeupsPerEvent: (status.wakeups as number) / deliveries,
-    };
+    return phaseFigures(this.clients * pace.count, [cpu], sent, reached, status, reason);
   }
 
   /**
@@ -476,4 +457,40 @@ export async function runIdle(
     log(`  ${variant}: ${result.reason}`);
     return result;
   }
+}
+
+type Settled = PromiseSettledResult<Message>;
+
+/**
+ * A phase's figures from what the server(s) and the client reported: delivered events/s from the first
+ * publish to the last event at the last client, CPU of every server per delivered event, latency, bytes.
+ */
+export function phaseFigures(
+  deliveries: number,
+  cpus: readonly Message[],
+  sent: Settled,
+  reached: Settled,
+  status: Message,
+  reason: string | undefined,
+): HubPhase {
+  const sum = (pick: (cpu: Message) => number) => cpus.reduce((total, cpu) => total + pick(cpu), 0);
+  const cpuUs = sum((cpu) => (cpu.userUs as number) + (cpu.systemUs as number));
+  const wallUs =
+    sent.status === 'fulfilled' && reached.status === 'fulfilled'
+      ? (reached.value.atUs as number) - (sent.value.startedUs as number)
+      : Number.NaN;
+  return {
+    ok: reason === undefined,
+    ...(reason === undefined ? {} : { reason }),
+    deliveredPerSec: deliveries / (wallUs / 1e6),
+    cpuUsPerEvent: cpuUs / deliveries,
+    busy: cpuUs / wallUs,
+    p50Us: status.p50Us as number,
+    p99Us: status.p99Us as number,
+    maxUs: status.maxUs as number,
+    wireBytesPerEvent: (status.bytes as number) / deliveries,
+    writeCallsPerEvent: sum((cpu) => cpu.writeCalls as number) / deliveries,
+    handleWritesPerEvent: sum((cpu) => cpu.handleWrites as number) / deliveries,
+    wakeupsPerEvent: (status.wakeups as number) / deliveries,
+  };
 }

@@ -19,6 +19,7 @@ import {
   HubRig,
   type Pace,
   type PipelinePhase,
+  phaseFigures,
   SERVER_ARGV,
   untilServerHas,
 } from './hub-bench';
@@ -195,24 +196,8 @@ export class RedisPairRig {
     reason = checkClients(status, this.#delivered, reason);
     const deliveries = this.clients * pace.count;
     const usOf = (cpu: typeof cpuA) => (cpu.userUs as number) + (cpu.systemUs as number);
-    const cpuUs = usOf(cpuA) + usOf(cpuB);
-    const wallUs =
-      sent.status === 'fulfilled' && reached.status === 'fulfilled'
-        ? (reached.value.atUs as number) - (sent.value.startedUs as number)
-        : Number.NaN;
     return {
-      ok: reason === undefined,
-      ...(reason === undefined ? {} : { reason }),
-      deliveredPerSec: deliveries / (wallUs / 1e6),
-      cpuUsPerEvent: cpuUs / deliveries,
-      busy: cpuUs / wallUs,
-      p50Us: status.p50Us as number,
-      p99Us: status.p99Us as number,
-      maxUs: status.maxUs as number,
-      wireBytesPerEvent: (status.bytes as number) / deliveries,
-      writeCallsPerEvent: ((cpuA.writeCalls as number) + (cpuB.writeCalls as number)) / deliveries,
-      handleWritesPerEvent: ((cpuA.handleWrites as number) + (cpuB.handleWrites as number)) / deliveries,
-      wakeupsPerEvent: (status.wakeups as number) / deliveries,
+      ...phaseFigures(deliveries, [cpuA, cpuB], sent, reached, status, reason),
       publisherUsPerEvent: usOf(cpuA) / deliveries,
       followerUsPerEvent: usOf(cpuB) / deliveries,
     };
