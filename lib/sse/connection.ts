@@ -68,7 +68,7 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
   /** While backed up: resolves `true` on `'drain'`, `false` once the stream is closed. */
   #drain: Promise<boolean> | undefined;
   #resolveSocketDrain: ((drained: boolean) => void) | undefined;
-  #releaseSource: (() => void) | undefined;
+  /** What teardown lets go of: the stream's source, a hub subscription. */
   #onClosed: (() => void) | undefined;
 
   constructor(res: ResponseLike, streams: TickScheduler, settings: ConnectionSettings) {
@@ -211,7 +211,8 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
 
   runReadyFunction(ready: SseReadyFunction<D>): void {
     const events = new Channel<SseEventInput<D>>(10);
-    this.#releaseSource = () => events.close();
+    // Before `ready` runs: a stream it closes at once must refuse its puts from then on.
+    this[whenClosed](() => events.close());
     try {
       const returned: unknown = ready(events, this);
       if (isPromiseLike(returned)) returned.then(ignore, (error: unknown) => this.#teardown('error', error));
@@ -232,14 +233,12 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
 
   /** Writes every event of the source, paced by the client; the source's end ends the stream. Never rejects. */
   async consume(source: AsyncIterable<SseEventInput<D>>): Promise<void> {
-    if (this.#closed) {
-      releaseIterable(source, undefined);
-      return;
-    }
+    let iterator: AsyncIterator<SseEventInput<D>> | undefined;
+    this[whenClosed](() => releaseIterable(source, iterator));
+    if (this.#closed) return;
     try {
       // Inside the try: a source can refuse to be iterated (a locked ReadableStream throws here).
-      const iterator = source[Symbol.asyncIterator]();
-      this.#releaseSource ??= () => releaseIterable(source, iterator);
+      iterator = source[Symbol.asyncIterator]();
       for (;;) {
         const step = await this.#writer.untilGone(iterator.next());
         if (step === GONE || this.#closed) return;
@@ -341,9 +340,6 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     this.#streams.delete(this);
     const cause = error ?? new Error(`the SSE stream closed (${reason})`);
     this.#writer.abort(cause);
-    const release = this.#releaseSource;
-    this.#releaseSource = undefined;
-    release?.();
     const closed = this.#onClosed;
     this.#onClosed = undefined;
     closed?.();
