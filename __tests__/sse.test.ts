@@ -152,13 +152,15 @@ describe('sseChannel(options)', () => {
       expect(client.terminated).toBe(true);
     });
 
-    it('tears the stream down when the ready function throws', async () => {
+    it('tears the stream down when the ready function throws, closing its channel', async () => {
       const closes: SseCloseReason[] = [];
+      let given: Channel<SseEventInput<unknown>> | undefined;
       const app = await serve(
         { retryMs: null, onClose: (r) => closes.push(r) },
         {
           '/': (_req, res) =>
-            void res.sse(() => {
+            void res.sse((events) => {
+              given = events as Channel<SseEventInput<unknown>>;
               throw new Error('ready failed');
             }),
         },
@@ -166,6 +168,9 @@ describe('sseChannel(options)', () => {
       const client = raw(app.port, '/');
       await client.waitEnded();
       expect(closes).toEqual(['error']);
+      // A producer the ready function started before it threw is told to stop, not left blocked.
+      expect(given?.closed).toBe(true);
+      await expect(given?.put('after the throw')).resolves.toBe(false);
     });
 
     it('tears the stream down when the ready function rejects, with no unhandled rejection', async () => {
