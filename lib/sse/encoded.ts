@@ -1,5 +1,3 @@
-import { encodeEvent, type Serialize, type SseEventInput } from './encoder';
-
 /**
  * An event encoded once, to be written as is to any number of streams: its wire bytes, and the same
  * bytes framed as one HTTP/1.1 chunk, made the first time a stream on the framed socket path needs them.
@@ -7,10 +5,6 @@ import { encodeEvent, type Serialize, type SseEventInput } from './encoder';
 export interface EncodedEvent {
   readonly bytes: Buffer;
   framed: Buffer | undefined;
-}
-
-export function encodeOnce(event: SseEventInput, serialize: Serialize): EncodedEvent {
-  return { bytes: Buffer.from(encodeEvent(event, serialize)), framed: undefined };
 }
 
 /** Already-encoded wire text (a hub's `reset` event, say), wrapped for delivery. */
