@@ -6,13 +6,14 @@ import { type EncodedEvent, encodedText } from '../sse/encoded';
 import { defaultSerialize, encodeRetry, type Serialize } from '../sse/encoder';
 import { jitter } from '../sse/head';
 import type { IdSource } from '../sse/last-event-id';
+import { DEFAULT_RETRY_MS } from '../sse/options';
 import { SseSubscription } from '../sse/types';
 import { batchOf, recordOf, wireOf } from './encode';
 import { HubClosedError } from './errors';
 import { formatId } from './ids';
 import { memoryStore } from './memory-store';
 import type { HubStore, LogPosition, StoredEvent } from './store';
-import { Subscriber, type SubscriberHost } from './subscriber';
+import { type HubCounter, Subscriber, type SubscriberHost } from './subscriber';
 import type {
   AnyEvents,
   Hub,
@@ -24,7 +25,6 @@ import type {
 } from './types';
 
 const RESET_REASONS: readonly ResetReason[] = ['unknown-epoch', 'too-old', 'ahead', 'malformed', 'too-many'];
-const DEFAULT_RETRY_MS = 3000;
 
 /**
  * A hub: fan-out with ids and exact resume. `hub.publish(topic, event)` encodes each event once and
@@ -72,11 +72,13 @@ class HubCore implements Hub, SubscriberHost {
   /** Topics with events of this tick to fan out; flushed once, at the end of the tick. */
   #flushing: Topic[] = [];
   #closed = false;
-  #published = 0;
-  #delivered = 0;
-  #replays = 0;
-  #replayed = 0;
-  #slowCloses = 0;
+  readonly #counts: Record<HubCounter, number> = {
+    published: 0,
+    delivered: 0,
+    replays: 0,
+    replayed: 0,
+    slowCloses: 0,
+  };
   readonly #resets: Record<ResetReason, number> = Object.fromEntries(
     RESET_REASONS.map((r) => [r, 0]),
   ) as Record<ResetReason, number>;
@@ -92,7 +94,7 @@ class HubCore implements Hub, SubscriberHost {
     if (this.#closed) return Promise.reject(new HubClosedError('hub.publish'));
     const record = recordOf(event, this.#serialize);
     return this.#store.append(topic, record).then(({ epoch, seq }) => {
-      this.#published++;
+      this.#counts.published++;
       const id = formatId(epoch, seq);
       if (channels.hubPublish.hasSubscribers) {
         channels.hubPublish.publish({
@@ -139,12 +141,8 @@ class HubCore implements Hub, SubscriberHost {
     return {
       topics,
       subscribers,
-      published: this.#published,
-      delivered: this.#delivered,
-      replays: this.#replays,
-      replayed: this.#replayed,
+      ...this.#counts,
       resets: { ...this.#resets },
-      slowCloses: this.#slowCloses,
       store: this.#store.stats?.() ?? {},
     };
   }
@@ -195,17 +193,8 @@ class HubCore implements Hub, SubscriberHost {
     this.#store.unlisten(topic.name);
   }
 
-  counted(what: 'replays' | 'slowCloses', by = 1): void {
-    if (what === 'replays') this.#replays += by;
-    else this.#slowCloses += by;
-  }
-
-  countedReplayed(events: number): void {
-    this.#replayed += events;
-  }
-
-  countedDelivered(events: number): void {
-    this.#delivered += events;
+  counted(counter: HubCounter, by = 1): void {
+    this.#counts[counter] += by;
   }
 
   countedReset(reason: ResetReason): void {
@@ -258,7 +247,7 @@ class HubCore implements Hub, SubscriberHost {
         subscriber.fail(error);
       }
     }
-    this.#delivered += delivered;
+    this.#counts.delivered += delivered;
   }
 }
 

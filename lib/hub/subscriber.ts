@@ -22,6 +22,9 @@ const debug = createDebug('hub');
 /** Events read from the store per page of a replay. */
 const PAGE = 100;
 
+/** The hub's own counts, as `hub.stats()` reports them. */
+export type HubCounter = 'published' | 'delivered' | 'replays' | 'replayed' | 'slowCloses';
+
 /** What a subscriber needs of its hub: the store, the rules, and the counters it feeds. */
 export interface SubscriberHost {
   readonly maxReplay: number;
@@ -34,9 +37,7 @@ export interface SubscriberHost {
   /** Joins the topic's live fan-out; resolves once the store follows the topic. */
   join(subscriber: Subscriber): Promise<void>;
   leave(subscriber: Subscriber): void;
-  counted(what: 'replays' | 'slowCloses', by?: number): void;
-  countedReplayed(events: number): void;
-  countedDelivered(events: number): void;
+  counted(counter: HubCounter, by?: number): void;
   countedReset(reason: ResetReason): void;
 }
 
@@ -111,9 +112,14 @@ export class Subscriber {
       this.#last = events[events.length - 1]!.seq;
       return this.#sink![deliverLive](batch) ? events.length : 0;
     }
+    this.#takeEach(epoch, events);
+    return 0;
+  }
+
+  /** The events one by one, while the subscriber stays live (a gap or a reset ends that). */
+  #takeEach(epoch: string, events: readonly StoredEvent[]): void {
     for (let i = 0; i < events.length && this.#phase === 'live'; i++)
       this.#takeOne(epoch, events[i]!, events, i);
-    return 0;
   }
 
   #takeOne(epoch: string, event: StoredEvent, batch: readonly StoredEvent[], index: number): void {
@@ -131,7 +137,7 @@ export class Subscriber {
     }
     this.#last = event.seq;
     if (this.#accepts(epoch, event) && this.#sink![deliverLive](wireOf(epoch, event))) {
-      this.#host.countedDelivered(1);
+      this.#host.counted('delivered');
     }
   }
 
@@ -197,7 +203,7 @@ export class Subscriber {
     }
     if (replayed > 0) {
       this.#host.counted('replays');
-      this.#host.countedReplayed(replayed);
+      this.#host.counted('replayed', replayed);
     }
     this.#goLive();
   }
@@ -210,8 +216,7 @@ export class Subscriber {
     this.#phase = 'live';
     if (held === undefined) return;
     for (const { epoch, events } of held) {
-      for (let i = 0; i < events.length && this.#phase === 'live'; i++)
-        this.#takeOne(epoch, events[i]!, events, i);
+      this.#takeEach(epoch, events);
       if (this.#phase !== 'live') return;
     }
   }
