@@ -1,4 +1,5 @@
 import { createDebug } from '../core/debug';
+import { ignore } from '../core/util';
 import type { StoredEvent } from '../hub/store';
 import type { Commands } from './client';
 import { type Keys, type RawEntry, toStoredEvent } from './entries';
@@ -43,7 +44,6 @@ export class LiveReader {
   /** How far behind its publish the newest event the reader delivered was, when delivered. */
   lagMs = 0;
   reconnects = 0;
-  reads = 0;
 
   constructor(main: Commands, blockMs: number) {
     this.#main = main;
@@ -82,7 +82,7 @@ export class LiveReader {
     this.#closed = true;
     this.#followed.clear();
     this.#wake();
-    const connection = this.#connection ?? (await this.#connecting?.catch(() => undefined));
+    const connection = this.#connection ?? (await this.#connecting?.catch(ignore));
     this.#connection = undefined;
     await connection?.close();
   }
@@ -130,7 +130,7 @@ export class LiveReader {
         debug('live reader failed (%s); retrying in %d ms from the last ids it saw', error, backoff);
         await new Promise((resolve) => setTimeout(resolve, backoff).unref());
         backoff = Math.min(backoff * 2, 2000);
-        await this.#checkEpochs(this.#connection).catch(() => {});
+        await this.#checkEpochs(this.#connection).catch(ignore);
       }
     }
     this.#running = false;
@@ -160,8 +160,7 @@ export class LiveReader {
   /** One blocking read; resolves with how many events it delivered. */
   async #read(connection: Commands): Promise<number> {
     const followed = [...this.#followed.entries()];
-    const generation = this.#generation;
-    this.#readingGeneration = generation;
+    this.#readingGeneration = this.#generation;
     const reply = await connection
       .send([
         'XREAD',
@@ -176,12 +175,14 @@ export class LiveReader {
       .finally(() => {
         this.#readingGeneration = -1;
       });
-    this.reads++;
+    // A reply names streams by key: found in one map, not by a scan per stream (many topics, one read).
+    const byLog = new Map(followed.map(([topic, f]) => [f.keys.log, { topic, followed: f }]));
     let delivered = 0;
     for (const [key, entries] of streamsOf(reply)) {
-      const found = followed.find(([, f]) => f.keys.log === key);
-      if (found === undefined || this.#followed.get(found[0]) !== found[1]) continue;
-      delivered += this.#deliver(found[1], entries);
+      const read = byLog.get(key);
+      // unfollowed (or followed anew) while the read was pending: these entries are nobody's
+      if (read === undefined || this.#followed.get(read.topic) !== read.followed) continue;
+      delivered += this.#deliver(read.followed, entries);
     }
     return delivered;
   }
@@ -191,23 +192,31 @@ export class LiveReader {
     if (entries.length === 0) return 0;
     followed.cursor = String(entries[entries.length - 1]![0]);
     const batch: StoredEvent[] = [];
+    let newest = 0;
     for (const raw of entries) {
       const { epoch, event, publishedAt } = toStoredEvent(raw);
       if (followed.epoch !== undefined && epoch !== followed.epoch) {
         // A new life of the log, found mid-read: read it again from its start, so that its
         // subscribers get their reset followed by every event of the new life.
-        if (batch.length > 0) followed.deliver(followed.epoch, batch);
+        this.#handOver(followed, batch, newest);
         followed.epoch = epoch;
         followed.cursor = '0-0';
         return entries.length;
       }
       followed.epoch = epoch;
-      // Redis's clock against this host's: the same machine in tests, NTP-close in production
-      this.lagMs = Math.max(0, Date.now() - publishedAt);
+      newest = publishedAt;
       batch.push(event);
     }
-    followed.deliver(followed.epoch!, batch);
+    this.#handOver(followed, batch, newest);
     return entries.length;
+  }
+
+  /** One batch to the topic's listener; the lag is read once per batch, from its newest event. */
+  #handOver(followed: Followed, batch: StoredEvent[], newestPublishedAt: number): void {
+    if (batch.length === 0) return;
+    // Redis's clock against this host's: the same machine in tests, NTP-close in production
+    this.lagMs = Math.max(0, Date.now() - newestPublishedAt);
+    followed.deliver(followed.epoch!, batch);
   }
 
   /**
