@@ -1,4 +1,4 @@
-import { describeValue } from '../core/util';
+import { describeValue, ignore } from '../core/util';
 
 /**
  * What the store needs of the app's Redis client, whichever it is: one raw command at a time, a
@@ -106,7 +106,7 @@ function nodeRedisCommands(client: NodeRedisLike, onError: (error: unknown) => v
     async close() {
       // the reader's connection: no need to wait for its pending blocking read
       if (typeof client.destroy === 'function') client.destroy();
-      else await client.disconnect?.().catch(() => {});
+      else await client.disconnect?.().catch(ignore);
     },
   };
 }

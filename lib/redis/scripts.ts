@@ -2,19 +2,28 @@ import { createHash } from 'node:crypto';
 import type { Commands } from './client';
 
 /**
- * The topic's log, made if there is none: a new epoch, seq 0, and no stream — a stream left without
- * its meta (an evicted key) is from a lost life and is dropped, so its ids are never reused silently.
- * KEYS: meta, log. ARGV: a new epoch to use if needed, seconds a log made by a subscriber (no event
- * yet) may stay unused.
+ * The topic's epoch, its log begun if there is none: a new epoch, seq 0, and no stream — a stream left
+ * without its meta (an evicted key) is from a lost life and is dropped, so its ids are never reused
+ * silently. Sets `epoch`, and `begun` when this call began the log. KEYS: meta, log. ARGV[1]: a new
+ * epoch to use if needed.
  */
-const ENSURE_LOG = `
+const EPOCH_OR_BEGIN = `
+local begun = false
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if not epoch then
   epoch = ARGV[1]
+  begun = true
   redis.call('DEL', KEYS[2])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
-  if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 end
+`;
+
+/**
+ * The log as a reader finds it, begun if there is none. ARGV[2]: seconds a log a subscriber began
+ * (no event yet) may stay unused.
+ */
+const ENSURE_LOG = `${EPOCH_OR_BEGIN}
+if begun and tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 local head = tonumber(redis.call('HGET', KEYS[1], 'seq'))
 local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 local first = head + 1
@@ -40,13 +49,7 @@ return {epoch, head, first, entries}
  * MAXLEN ~, the meta kept for good. ARGV: new epoch, maxLen, then the entry's field/value pairs.
  * Returns { epoch, seq }.
  */
-export const PUBLISH = `
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
-end
+export const PUBLISH = `${EPOCH_OR_BEGIN}
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('PERSIST', KEYS[1])
 local time = redis.call('TIME')
