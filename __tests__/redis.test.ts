@@ -13,7 +13,7 @@ import {
   redisAnswers,
   uniquePrefix,
 } from './helpers/redis';
-import { closeAll } from './helpers/servers';
+import { closeAll, httpGet } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
 import { sleep, until } from './helpers/wait';
 
@@ -148,6 +148,30 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     await until(() => dataOf(client).length === 200, 'every event', 10_000);
     expect(dataOf(client)).toEqual(range(1, 200));
     expect(node.stats().store.readerReconnects).toBeGreaterThanOrEqual(1);
+  });
+
+  it('lets a log a subscriber began expire after unusedLogTtlSeconds, and keeps it once an event is published', async () => {
+    const prefix = uniquePrefix();
+    const hub = createHub({ store: redisStore(ioredisClient(), { prefix, unusedLogTtlSeconds: 60 }) });
+    const keepAll = createHub({ store: redisStore(ioredisClient(), { prefix, unusedLogTtlSeconds: 0 }) });
+    hubs.push(hub, keepAll);
+    const app = await serveHub(hub);
+    const other = await serveHub(keepAll);
+    const admin = ioredisClient();
+    const quiet = raw(app.port, '/feed/quiet');
+    await until(() => quiet.body.includes('id: '), 'subscribed to a topic nobody published to');
+    const ttl = await admin.ttl(`{${prefix}:quiet}:meta`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60);
+    await hub.publish('quiet', 'now used');
+    expect(await admin.ttl(`{${prefix}:quiet}:meta`)).toBe(-1);
+    // a subscriber arriving at a log in use leaves it kept
+    const later = raw(app.port, '/feed/quiet');
+    await until(() => later.body.includes('id: '), 'a later subscriber');
+    expect(await admin.ttl(`{${prefix}:quiet}:meta`)).toBe(-1);
+    const kept = raw(other.port, '/feed/kept');
+    await until(() => kept.body.includes('id: '), 'subscribed with unusedLogTtlSeconds: 0');
+    expect(await admin.ttl(`{${prefix}:kept}:meta`)).toBe(-1);
   });
 
   it('reports its reader in stats(), and close() lets go of the reader connection', async () => {
@@ -312,5 +336,27 @@ redis.describe(`several server processes on one Redis${redis.label}`, () => {
     await until(() => source.events.length >= 300, 'every event, after resuming on B', 15_000);
     await sleep(100);
     expect(source.events.map((e) => e.data)).toEqual(range(1, 300));
+  });
+
+  it("reports how far behind its event's publish the live reader delivered it (readerLagMs)", async () => {
+    const prefix = uniquePrefix();
+    const [a, b] = await Promise.all([
+      startHubProcess('ioredis', REDIS_URL, prefix),
+      startHubProcess('node-redis', REDIS_URL, prefix),
+    ]);
+    const onB = raw(b.port, '/feed/t');
+    await until(() => onB.body.includes('id: '), 'subscribed on B');
+    // B is frozen while the event is published, and for 300 ms more: it cannot read it any sooner
+    b.child.kill('SIGSTOP');
+    try {
+      await publishVia(a.port, 't', 'late');
+      await sleep(300);
+    } finally {
+      b.child.kill('SIGCONT');
+    }
+    await until(() => dataOf(onB).length === 1, 'the event, once B runs again');
+    const { body } = await httpGet(`http://127.0.0.1:${b.port}/stats`);
+    const stats = JSON.parse(body.toString()) as { store: { readerLagMs: number } };
+    expect(stats.store.readerLagMs).toBeGreaterThanOrEqual(290);
   });
 });
