@@ -107,6 +107,10 @@ describe('createHub(options?)', () => {
       expect(() => hub.subscribe('t', {} as never)).toThrow(/expected `req` to be the request/);
       expect(() => hub.subscribe('t', { headers: {} }, { from: 'latest' as never })).toThrow(/`from`/);
       expect(() => createHub({ maxReplay: -1 })).toThrow(/maxReplay/);
+      expect(() => createHub({ maxReplay: null as never })).toThrow(
+        /^createHub: expected `maxReplay` to be an integer of at least 0, got null$/,
+      );
+      await expect(hub.close({ retryMs: null as never })).rejects.toThrow(/^hub\.close: expected `retryMs`/);
       expect(() => createHub({ store: {} as never })).toThrow(/createHub: expected `store` to be a store/);
       expect(await hub.publish('t', 'ok')).toMatch(/-1$/);
     });
@@ -433,5 +437,9 @@ describe('memoryStore({ size, maxAgeMs })', () => {
   it('rejects bad options with TypeErrors naming them', () => {
     expect(() => memoryStore({ size: 0 })).toThrow(/memoryStore: expected `size`/);
     expect(() => memoryStore({ maxAgeMs: 2 ** 31 })).toThrow(/memoryStore: expected `maxAgeMs`/);
+    expect(() => memoryStore({ size: null as never })).toThrow(
+      /^memoryStore: expected `size` to be an integer of at least 1, got null$/,
+    );
+    expect(() => memoryStore({ maxAgeMs: null })).not.toThrow();
   });
 });

@@ -150,6 +150,26 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     expect(node.stats().store.readerReconnects).toBeGreaterThanOrEqual(1);
   });
 
+  it('refuses bad options with TypeErrors naming them, null included where it means nothing', () => {
+    const client = ioredisClient();
+    const bad: Array<[Record<string, unknown>, RegExp]> = [
+      [{ prefix: 'a{b}' }, /^redisStore: expected `prefix` to be a non-empty string without \{ or \}/],
+      [{ maxLen: 0 }, /^redisStore: expected `maxLen` to be an integer of at least 1, got number \(0\)$/],
+      [{ maxLen: null }, /^redisStore: expected `maxLen` to be an integer of at least 1, got null$/],
+      [
+        { blockMs: null },
+        /^redisStore: expected `blockMs` to be a positive number of milliseconds up to \d+, got null$/,
+      ],
+      [{ commandTimeoutMs: null }, /^redisStore: expected `commandTimeoutMs` to be a positive number/],
+      [
+        { unusedLogTtlSeconds: null },
+        /^redisStore: expected `unusedLogTtlSeconds` to be an integer of at least 0/,
+      ],
+    ];
+    for (const [options, message] of bad) expect(() => redisStore(client, options)).toThrow(message);
+    expect(() => redisStore({} as never)).toThrow(/^redisStore: expected an ioredis client/);
+  });
+
   it('lets a log a subscriber began expire after unusedLogTtlSeconds, and keeps it once an event is published', async () => {
     const prefix = uniquePrefix();
     const hub = createHub({ store: redisStore(ioredisClient(), { prefix, unusedLogTtlSeconds: 60 }) });

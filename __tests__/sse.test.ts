@@ -1061,6 +1061,10 @@ describe('sseChannel(options)', () => {
       expect(() => app.middleware.closeAll({ retryMs: 1.5 })).toThrow(
         /^sseChannel\.closeAll: expected `retryMs`/,
       );
+      // null disables a middleware's retry line; a shutdown's retry line is its point
+      expect(() => app.middleware.closeAll({ retryMs: null as never })).toThrow(
+        /^sseChannel\.closeAll: expected `retryMs` to be an integer of at least 0, got null$/,
+      );
     });
 
     it('warns once when another library already put an sse on res', async () => {

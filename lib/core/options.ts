@@ -24,31 +24,58 @@ export function checkFunction<F>(value: F, name: string, owner: string): F {
 /** The longest a Node timer can wait: a longer delay overflows and fires after 1 ms. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/**
- * A positive number of milliseconds a timer can wait (at most {@link MAX_TIMER_MS}), or `null` to
- * disable; `undefined` gives the default.
- */
-export function checkDuration(value: unknown, name: string, owner: string, fallback: number): number | null {
+// Each check comes in two kinds: where `null` disables something, and where it means nothing and is
+// refused like any other wrong value. `undefined` gives the default in both.
+
+/** A positive number of milliseconds a timer can wait (at most {@link MAX_TIMER_MS}). */
+export function checkDuration(value: unknown, name: string, owner: string, fallback: number): number {
   if (value === undefined) return fallback;
-  if (value === null) return null;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
-    throw optionError(owner, name, `a positive number of milliseconds up to ${MAX_TIMER_MS}, or null`, value);
-  }
-  return value;
+  if (isDuration(value)) return value;
+  throw optionError(owner, name, `a positive number of milliseconds up to ${MAX_TIMER_MS}`, value);
 }
 
-/** An integer of at least `min`, or `null` to disable; `undefined` gives the default. */
-export function checkCount<F extends number | null>(
+/** {@link checkDuration}, or `null` to disable. */
+export function checkDurationOrNull(
   value: unknown,
   name: string,
   owner: string,
-  fallback: F,
-  min: number,
-): number | F {
+  fallback: number | null,
+): number | null {
   if (value === undefined) return fallback;
-  if (value === null) return null as F;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw optionError(owner, name, `an integer of at least ${min} or null`, value);
-  }
-  return value;
+  if (value === null || isDuration(value)) return value;
+  throw optionError(owner, name, `a positive number of milliseconds up to ${MAX_TIMER_MS}, or null`, value);
+}
+
+/** An integer of at least `min`. */
+export function checkCount(
+  value: unknown,
+  name: string,
+  owner: string,
+  fallback: number,
+  min: number,
+): number {
+  if (value === undefined) return fallback;
+  if (isCount(value, min)) return value;
+  throw optionError(owner, name, `an integer of at least ${min}`, value);
+}
+
+/** {@link checkCount}, or `null` to disable. */
+export function checkCountOrNull(
+  value: unknown,
+  name: string,
+  owner: string,
+  fallback: number | null,
+  min: number,
+): number | null {
+  if (value === undefined) return fallback;
+  if (value === null || isCount(value, min)) return value;
+  throw optionError(owner, name, `an integer of at least ${min} or null`, value);
+}
+
+function isDuration(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= MAX_TIMER_MS;
+}
+
+function isCount(value: unknown, min: number): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= min;
 }

@@ -47,7 +47,7 @@ export function createHub<Events = AnyEvents>(options: HubOptions = {}): Hub<Eve
     }
   }
   const serialize = checkFunction(options.serialize, 'serialize', owner) ?? defaultSerialize;
-  const maxReplay = checkCount(options.maxReplay, 'maxReplay', owner, 1000, 0) as number;
+  const maxReplay = checkCount(options.maxReplay, 'maxReplay', owner, 1000, 0);
   return new HubCore(store, serialize, maxReplay) as unknown as Hub<Events>;
 }
 
@@ -149,7 +149,7 @@ class HubCore implements Hub, SubscriberHost {
 
   async close(options: { retryMs?: number } = {}): Promise<void> {
     checkOptionsObject(options, 'hub.close');
-    const retryMs = checkCount(options.retryMs, 'retryMs', 'hub.close', DEFAULT_RETRY_MS, 0) as number;
+    const retryMs = checkCount(options.retryMs, 'retryMs', 'hub.close', DEFAULT_RETRY_MS, 0);
     if (this.#closed) return;
     this.#closed = true;
     for (const topic of [...this.#topics.values()]) {

@@ -1,4 +1,4 @@
-import { checkCount, checkDuration, checkOptionsObject } from '../core/options';
+import { checkCount, checkDurationOrNull, checkOptionsObject } from '../core/options';
 import { newEpoch } from './ids';
 import type { HubRecord, HubStore, LogPosition, StoredEvent } from './store';
 
@@ -23,8 +23,8 @@ type Listener = (epoch: string, events: readonly StoredEvent[]) => void;
 export function memoryStore(options: MemoryStoreOptions = {}): HubStore {
   const owner = 'memoryStore';
   checkOptionsObject(options, owner);
-  const size = checkCount(options.size, 'size', owner, 1000, 1) as number;
-  const maxAgeMs = checkDuration(options.maxAgeMs, 'maxAgeMs', owner, 300_000);
+  const size = checkCount(options.size, 'size', owner, 1000, 1);
+  const maxAgeMs = checkDurationOrNull(options.maxAgeMs, 'maxAgeMs', owner, 300_000);
   return new MemoryStore(size, maxAgeMs);
 }
 

@@ -42,17 +42,11 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
     throw optionError(owner, 'prefix', 'a non-empty string without { or }', prefix);
   }
   const settings: Settings = {
-    maxLen: checkCount(options.maxLen, 'maxLen', owner, 10_000, 1) as number,
+    maxLen: checkCount(options.maxLen, 'maxLen', owner, 10_000, 1),
     prefix,
-    blockMs: checkDuration(options.blockMs, 'blockMs', owner, 1000) as number,
-    commandTimeoutMs: checkDuration(options.commandTimeoutMs, 'commandTimeoutMs', owner, 5000) as number,
-    unusedLogTtlSeconds: checkCount(
-      options.unusedLogTtlSeconds,
-      'unusedLogTtlSeconds',
-      owner,
-      86_400,
-      0,
-    ) as number,
+    blockMs: checkDuration(options.blockMs, 'blockMs', owner, 1000),
+    commandTimeoutMs: checkDuration(options.commandTimeoutMs, 'commandTimeoutMs', owner, 5000),
+    unusedLogTtlSeconds: checkCount(options.unusedLogTtlSeconds, 'unusedLogTtlSeconds', owner, 86_400, 0),
   };
   const commands = commandsOf(client, (error) => debug('reader connection: %s', error));
   return new RedisStore(commands, settings);

@@ -1,4 +1,10 @@
-import { checkCount, checkDuration, checkFunction, checkOptionsObject, optionError } from '../core/options';
+import {
+  checkCountOrNull,
+  checkDurationOrNull,
+  checkFunction,
+  checkOptionsObject,
+  optionError,
+} from '../core/options';
 import { isPlainObject } from '../core/util';
 import { defaultSerialize, type Serialize } from './encoder';
 import type { SseCloseReason, SseContext } from './types';
@@ -33,22 +39,22 @@ export const DEFAULT_RETRY_MS = 3000;
  * derived from what the checks return.
  */
 const CHECKS = {
-  heartbeatMs: (value: unknown, owner: string) => checkDuration(value, 'heartbeatMs', owner, 15_000),
-  retryMs: (value: unknown, owner: string) =>
-    checkCount<number | null>(value, 'retryMs', owner, DEFAULT_RETRY_MS, 0),
+  heartbeatMs: (value: unknown, owner: string) => checkDurationOrNull(value, 'heartbeatMs', owner, 15_000),
+  retryMs: (value: unknown, owner: string) => checkCountOrNull(value, 'retryMs', owner, DEFAULT_RETRY_MS, 0),
   bufferBytes: (value: unknown, owner: string) =>
-    checkCount<number | null>(value, 'bufferBytes', owner, 1024 * 1024, 1),
+    checkCountOrNull(value, 'bufferBytes', owner, 1024 * 1024, 1),
   onSlowClient: (value: unknown, owner: string): 'close' | 'drop' => {
     if (value === undefined) return 'close';
     if (value !== 'close' && value !== 'drop')
       throw optionError(owner, 'onSlowClient', "'close' or 'drop'", value);
     return value;
   },
-  writeTimeoutMs: (value: unknown, owner: string) => checkDuration(value, 'writeTimeoutMs', owner, 30_000),
+  writeTimeoutMs: (value: unknown, owner: string) =>
+    checkDurationOrNull(value, 'writeTimeoutMs', owner, 30_000),
   serialize: (value: unknown, owner: string): Serialize =>
     checkFunction(value as Serialize | undefined, 'serialize', owner) ?? defaultSerialize,
   headers: (value: unknown, owner: string) => checkHeaders(value, owner),
-  maxStreams: (value: unknown, owner: string) => checkCount(value, 'maxStreams', owner, null, 0),
+  maxStreams: (value: unknown, owner: string) => checkCountOrNull(value, 'maxStreams', owner, null, 0),
   onClose: (value: unknown, owner: string) => checkFunction(value as SseOptions['onClose'], 'onClose', owner),
 } satisfies { readonly [K in keyof Required<SseOptions>]: (value: unknown, owner: string) => unknown };
 

@@ -1,5 +1,5 @@
 import { answeredAsUncalledFactory } from '../core/misuse';
-import { checkCount, checkDuration, checkOptionsObject } from '../core/options';
+import { checkCount, checkDurationOrNull, checkOptionsObject } from '../core/options';
 import {
   type AnyRequest,
   type AnyResponse,
@@ -72,7 +72,7 @@ export function sseChannel(...args: unknown[]): SseMiddleware | undefined {
           settings.retryMs ?? DEFAULT_RETRY_MS,
           0,
         );
-        const graceMs = checkDuration(shutdown.graceMs, 'graceMs', owner, DEFAULT_GRACE_MS);
+        const graceMs = checkDurationOrNull(shutdown.graceMs, 'graceMs', owner, DEFAULT_GRACE_MS);
         return closeEvery([...streams.members()] as SseConnection<unknown>[], retryMs, graceMs);
       },
     },
