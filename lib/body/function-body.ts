@@ -1,4 +1,5 @@
 import { type Readable, Writable } from 'node:stream';
+import { destroyQuietly } from '../core/release';
 import { ignore, isPromiseLike } from '../core/util';
 import type { ChunkSource } from '../core/write-loop';
 
@@ -71,10 +72,7 @@ export class BodyWriterSource implements ChunkSource {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    for (const source of this.#piped) {
-      source.on('error', ignore);
-      source.destroy();
-    }
+    for (const source of this.#piped) destroyQuietly(source);
     this.#piped.clear();
     this.out.destroy();
   }

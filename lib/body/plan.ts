@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { types } from 'node:util';
-import { releaseIterable } from '../core/release';
+import { destroyQuietly, releaseIterable } from '../core/release';
 import type { StreamContext } from '../core/response';
 import {
   describeValue,
@@ -157,11 +157,7 @@ function readablePlan(stream: Readable): StreamPlan {
     type: BINARY_TYPE,
     overTime: true,
     open: () => readableSource(stream, 'a chunk of the Readable'),
-    dispose: () => {
-      // Its clean-up may fail (a cursor whose close throws): that must not crash the process.
-      stream.on('error', ignore);
-      stream.destroy();
-    },
+    dispose: () => destroyQuietly(stream),
   };
 }
 

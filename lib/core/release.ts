@@ -10,6 +10,18 @@ export function releaseIterable(source: unknown, iterator?: { return?(): unknown
   attempt(() => iterator?.return?.());
 }
 
+/**
+ * Destroys a producer stream, keeping an `'error'` listener on it: its own clean-up may fail (a
+ * cursor whose close throws once the connection dropped), which must not crash the process.
+ */
+export function destroyQuietly(stream: {
+  on(event: 'error', listener: () => void): unknown;
+  destroy(): unknown;
+}): void {
+  stream.on('error', ignore);
+  stream.destroy();
+}
+
 function attempt(release: () => unknown): void {
   try {
     const result = release();
