@@ -219,7 +219,7 @@ export class ChunkedStream {
   #settleTrailersAfterHeaders(): void {
     const res = this.res;
     if (this.#dropIfRuledOut()) return;
-    if ((res as { chunkedEncoding?: boolean }).chunkedEncoding !== true) {
+    if (res.chunkedEncoding !== true) {
       if (!res.hasHeader('content-length')) {
         debug('trailers dropped: the response is not chunked');
         this.#drop();

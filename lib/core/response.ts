@@ -35,6 +35,8 @@ export interface ResponseLike {
   flushHeaders(): void;
   setTimeout(ms: number): unknown;
   addTrailers?(headers: Record<string, string>): void;
+  /** Node's own flag, set once the head is made: the body goes out in chunked coding (absent on HTTP/2). */
+  readonly chunkedEncoding?: boolean;
   flush?: unknown;
   on(event: string, listener: (...args: unknown[]) => void): unknown;
   once(event: string, listener: (...args: unknown[]) => void): unknown;

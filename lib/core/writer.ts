@@ -289,7 +289,7 @@ class Waiter {
 
 /** A body whose end is the connection's close (no chunked coding, no Content-Length): HTTP/1.0. */
 function isCloseDelimited(res: ResponseLike): boolean {
-  return (res as { chunkedEncoding?: boolean }).chunkedEncoding !== true && !res.hasHeader('content-length');
+  return res.chunkedEncoding !== true && !res.hasHeader('content-length');
 }
 
 function cutShortReason(outcome: StreamOutcome): Error {

@@ -15,7 +15,7 @@ export function directSocket(res: ResponseLike): Socket | undefined {
     !socket.destroyed &&
     res.req.httpVersionMajor === 1 &&
     res.req.httpVersionMinor === 1 &&
-    (res as { chunkedEncoding?: boolean }).chunkedEncoding === true &&
+    res.chunkedEncoding === true &&
     res.write === OutgoingMessage.prototype.write &&
     res.writableLength === socket.writableLength;
   return eligible ? socket : undefined;
