@@ -54,6 +54,104 @@ export function okPhases<P extends { ok: boolean }>(phases: P[]): P[] {
   return phases.filter((phase) => phase.ok);
 }
 
+/** The median of a figure over phases, leaving out phases that do not have it. */
+export function pick<P>(phases: P[], value: (phase: P) => number | undefined): number | undefined {
+  return medianOf(phases.map(value).filter((v): v is number => v !== undefined && Number.isFinite(v)));
+}
+
+/** What a broadcast measurement gives, in the hub section and the Redis section alike. */
+export interface Broadcast<P extends HubPhase> {
+  ok: boolean;
+  reason?: string;
+  throughput: P[];
+  paced: P[];
+}
+
+/** How a broadcast run was set up, as its table rows say. */
+export interface BroadcastSetup {
+  clients: number;
+  rounds: number;
+  events: number;
+  pacedEvents: number;
+  intervalMs: number;
+}
+
+/** Each round's ratios to the baseline's phases of the same round. */
+export function broadcastRatios<P extends HubPhase>(result: Broadcast<P>, base: Broadcast<P> | undefined) {
+  const baseFast = base?.throughput ?? [];
+  return {
+    speed: roundRatios(result.throughput, baseFast, (p) => p.deliveredPerSec),
+    cpu: roundRatios(result.throughput, baseFast, (p) => p.cpuUsPerEvent),
+    p99: roundRatios(result.paced, base?.paced ?? [], (p) => p.p99Us),
+    loaded: roundRatios(result.throughput, baseFast, (p) => p.p99Us),
+  };
+}
+
+/** The cells every throughput table starts with: the run, events/s and CPU per event against the baseline. */
+export function throughputCells<P extends HubPhase>(
+  label: string,
+  result: Broadcast<P>,
+  ratios: ReturnType<typeof broadcastRatios>,
+  setup: BroadcastSetup,
+): string[] {
+  const fast = okPhases(result.throughput);
+  const cpu = pick(fast, (p) => p.cpuUsPerEvent);
+  return [
+    label,
+    `${setup.clients}`,
+    `${setup.rounds}×${setup.events}`,
+    thousands(pick(fast, (p) => p.deliveredPerSec)),
+    times(medianOf(ratios.speed)),
+    spread(ratios.speed),
+    cpu === undefined ? '—' : cpu.toFixed(2),
+    times(medianOf(ratios.cpu)),
+    spread(ratios.cpu),
+  ];
+}
+
+/** The one-line summary of a broadcast run, as the log shows it while the bench runs. */
+export function logBroadcast<P extends HubPhase>(label: string, result: Broadcast<P>): void {
+  const fast = okPhases(result.throughput);
+  const cpu = pick(fast, (p) => p.cpuUsPerEvent);
+  log(
+    `  ${label}: ${result.ok ? `${thousands(pick(fast, (p) => p.deliveredPerSec))} events/s, ${cpu === undefined ? '—' : cpu.toFixed(2)} µs/event, p99 ${ms(pick(okPhases(result.paced), (p) => p.p99Us))} ms` : `FAILED (${result.reason})`}`,
+  );
+}
+
+/** A row of the latency table: paced and loaded p99 against the baseline's, and whether events queued. */
+export function latencyRow<P extends HubPhase>(
+  label: string,
+  result: Broadcast<P>,
+  p99Ratios: number[],
+  loadedRatios: number[],
+  setup: BroadcastSetup,
+): string[] {
+  const paced = okPhases(result.paced);
+  const fast = okPhases(result.throughput);
+  return [
+    label,
+    `${setup.clients}`,
+    `${setup.rounds}×${setup.pacedEvents} @${setup.intervalMs}ms`,
+    ms(pick(paced, (p) => p.p50Us)),
+    ms(pick(paced, (p) => p.p99Us)),
+    times(medianOf(p99Ratios)),
+    spread(p99Ratios),
+    ms(pick(paced, (p) => p.maxUs)),
+    ms(pick(fast, (p) => p.p99Us)),
+    times(medianOf(loadedRatios)),
+    latencyStatus(result, paced, setup.intervalMs),
+  ];
+}
+
+/** Paced latency means something only if no event waited behind the previous one's fan-out. */
+function latencyStatus<P extends HubPhase>(result: Broadcast<P>, paced: P[], intervalMs: number): string {
+  if (!result.ok) return `FAILED: ${result.reason}`;
+  const queued = paced.filter((p) => p.maxUs > intervalMs * 1000).length;
+  return queued === 0
+    ? 'ok: every event reached every client within the interval'
+    : `${queued} of ${paced.length} rounds had an event slower than the interval (queued)`;
+}
+
 /** "met" or by how much it was missed; `higherIsBetter` says which way the goal points. */
 export function verdict(
   name: string,
@@ -147,11 +245,9 @@ export async function hubSection({ scale }: HubSectionConfig): Promise<void> {
     }
     const hub = results.get('hub');
     if (hub && base) {
-      const speed = medianOf(roundRatios(hub.throughput, base.throughput, (p) => p.deliveredPerSec));
-      const cpu = medianOf(roundRatios(hub.throughput, base.throughput, (p) => p.cpuUsPerEvent));
-      const p99 = medianOf(roundRatios(hub.paced, base.paced, (p) => p.p99Us));
+      const ratios = broadcastRatios(hub, base);
       goalLines.push(
-        `${clients} clients: ${verdict('delivered events/s', speed, GOAL.throughput, true)}; ${verdict('CPU per delivered event', cpu, GOAL.cpu, false)}; ${verdict('p99 latency (paced)', p99, GOAL.p99, false)}`,
+        `${clients} clients: ${verdict('delivered events/s', medianOf(ratios.speed), GOAL.throughput, true)}; ${verdict('CPU per delivered event', medianOf(ratios.cpu), GOAL.cpu, false)}; ${verdict('p99 latency (paced)', medianOf(ratios.p99), GOAL.p99, false)}`,
       );
     }
   }
@@ -161,58 +257,19 @@ function addBroadcastRows(
   label: string,
   result: HubBroadcastResult,
   base: HubBroadcastResult | undefined,
-  setup: { clients: number; rounds: number; events: number; pacedEvents: number; intervalMs: number },
+  setup: BroadcastSetup,
 ): void {
   const fast = okPhases(result.throughput);
-  const paced = okPhases(result.paced);
-  const baseFast = base?.throughput ?? [];
-  const basePaced = base?.paced ?? [];
-  const speedRatios = roundRatios(result.throughput, baseFast, (p) => p.deliveredPerSec);
-  const cpuRatios = roundRatios(result.throughput, baseFast, (p) => p.cpuUsPerEvent);
-  const p99Ratios = roundRatios(result.paced, basePaced, (p) => p.p99Us);
-  const loadedRatios = roundRatios(result.throughput, baseFast, (p) => p.p99Us);
-  const speed = medianOf(fast.map((p) => p.deliveredPerSec));
-  const cpu = medianOf(fast.map((p) => p.cpuUsPerEvent));
-  log(
-    `  ${label}: ${result.ok ? `${thousands(speed)} events/s, ${cpu?.toFixed(2)} µs/event, p99 ${ms(medianOf(paced.map((p) => p.p99Us)))} ms` : `FAILED (${result.reason})`}`,
-  );
+  const ratios = broadcastRatios(result, base);
+  logBroadcast(label, result);
   hubRows.push([
-    label,
-    `${setup.clients}`,
-    `${setup.rounds}×${setup.events}`,
-    thousands(speed),
-    times(medianOf(speedRatios)),
-    spread(speedRatios),
-    cpu === undefined ? '—' : cpu.toFixed(2),
-    times(medianOf(cpuRatios)),
-    spread(cpuRatios),
+    ...throughputCells(label, result, ratios, setup),
     medianOf(fast.map((p) => p.busy))?.toFixed(2) ?? '—',
     medianOf(fast.map((p) => p.wakeupsPerEvent))?.toFixed(3) ?? '—',
     medianOf(fast.map((p) => p.wireBytesPerEvent))?.toFixed(0) ?? '—',
     result.ok ? 'ok: every client got every event' : `FAILED: ${result.reason}`,
   ]);
-  latencyRows.push([
-    label,
-    `${setup.clients}`,
-    `${setup.rounds}×${setup.pacedEvents} @${setup.intervalMs}ms`,
-    ms(medianOf(paced.map((p) => p.p50Us))),
-    ms(medianOf(paced.map((p) => p.p99Us))),
-    times(medianOf(p99Ratios)),
-    spread(p99Ratios),
-    ms(medianOf(paced.map((p) => p.maxUs))),
-    ms(medianOf(fast.map((p) => p.p99Us))),
-    times(medianOf(loadedRatios)),
-    latencyStatus(result, paced, setup.intervalMs),
-  ]);
-}
-
-/** Paced latency means something only if no event waited behind the previous one's fan-out. */
-function latencyStatus(result: HubBroadcastResult, paced: HubPhase[], intervalMs: number): string {
-  if (!result.ok) return `FAILED: ${result.reason}`;
-  const queued = paced.filter((p) => p.maxUs > intervalMs * 1000).length;
-  return queued === 0
-    ? 'ok: every event reached every client within the interval'
-    : `${queued} of ${paced.length} rounds had an event slower than the interval (queued)`;
+  latencyRows.push(latencyRow(label, result, ratios.p99, ratios.loaded, setup));
 }
 
 /** Section `burst`: the hub alone, 100 events in one tick against the same events one per tick. */

@@ -4,7 +4,21 @@
  * stops the run half-way.
  */
 import { log, table } from './harness';
-import { medianOf, ms, okPhases, roundRatios, spread, thousands, times, verdict } from './hub-sections';
+import {
+  type BroadcastSetup,
+  broadcastRatios,
+  latencyRow,
+  logBroadcast,
+  medianOf,
+  okPhases,
+  pick,
+  roundRatios,
+  spread,
+  thousands,
+  throughputCells,
+  times,
+  verdict,
+} from './hub-sections';
 import {
   type BroadcastVariant,
   PIPELINE_VARIANTS,
@@ -110,9 +124,8 @@ async function broadcastPart(probe: RedisProbe, prefix: string, scale: number): 
   for (const [variant, result] of results) addBroadcastRows(LABELS[variant], result, base, setup);
   const redis = results.get('redis');
   if (base && redis) {
-    const speed = medianOf(roundRatios(redis.throughput, base.throughput, (p) => p.deliveredPerSec));
-    const cpu = medianOf(roundRatios(redis.throughput, base.throughput, (p) => p.cpuUsPerEvent));
-    const p99 = medianOf(roundRatios(redis.paced, base.paced, (p) => p.p99Us));
+    const ratios = broadcastRatios(redis, base);
+    const [speed, cpu, p99] = [ratios.speed, ratios.cpu, ratios.p99].map(medianOf);
     goalLines.push(
       `${setup.clients} clients: ${verdict('delivered events/s', speed, GOAL.throughput, true)}; server CPU per delivered event ${times(cpu)} (both processes, Redis not included); p99 latency (paced) ${times(p99)}`,
     );
@@ -142,36 +155,16 @@ function addBroadcastRows(
   label: string,
   result: RedisBroadcastResult,
   base: RedisBroadcastResult | undefined,
-  setup: { clients: number; rounds: number; events: number; pacedEvents: number; intervalMs: number },
+  setup: BroadcastSetup,
 ): void {
   const fast = okPhases(result.throughput);
-  const paced = okPhases(result.paced);
-  const baseFast = base?.throughput ?? [];
-  const basePaced = base?.paced ?? [];
-  const speedRatios = roundRatios(result.throughput, baseFast, (p) => p.deliveredPerSec);
-  const cpuRatios = roundRatios(result.throughput, baseFast, (p) => p.cpuUsPerEvent);
-  const p99Ratios = roundRatios(result.paced, basePaced, (p) => p.p99Us);
-  const loadedRatios = roundRatios(result.throughput, baseFast, (p) => p.p99Us);
-  const pick = (phases: RedisPhase[], value: (p: RedisPhase) => number | undefined) =>
-    medianOf(phases.map(value).filter((v): v is number => v !== undefined && Number.isFinite(v)));
-  const redisOver = redisOverBackground(result.throughput, baseFast);
-  const speed = pick(fast, (p) => p.deliveredPerSec);
-  const cpu = pick(fast, (p) => p.cpuUsPerEvent);
+  const ratios = broadcastRatios(result, base);
+  const redisOver = redisOverBackground(result.throughput, base?.throughput ?? []);
   const publisher = pick(fast, (p) => p.publisherUsPerEvent);
   const follower = pick(fast, (p) => p.followerUsPerEvent);
-  log(
-    `  ${label}: ${result.ok ? `${thousands(speed)} events/s, ${fixed(cpu, 2)} µs/event, p99 ${ms(pick(paced, (p) => p.p99Us))} ms` : `FAILED (${result.reason})`}`,
-  );
+  logBroadcast(label, result);
   broadcastRows.push([
-    label,
-    `${setup.clients}`,
-    `${setup.rounds}×${setup.events}`,
-    thousands(speed),
-    times(medianOf(speedRatios)),
-    spread(speedRatios),
-    fixed(cpu, 2),
-    times(medianOf(cpuRatios)),
-    spread(cpuRatios),
+    ...throughputCells(label, result, ratios, setup),
     publisher === undefined ? '—' : `${publisher.toFixed(2)} + ${fixed(follower, 2)}`,
     fixed(
       pick(fast, (p) => p.handleWritesPerEvent),
@@ -189,24 +182,7 @@ function addBroadcastRows(
     result === base ? '—' : fixed(medianOf(redisOver.map((r) => r.perEvent)), 3),
     result.ok ? 'ok: every client got every event, in order' : `FAILED: ${result.reason}`,
   ]);
-  const queued = paced.filter((p) => p.maxUs > setup.intervalMs * 1000).length;
-  latencyRows.push([
-    label,
-    `${setup.clients}`,
-    `${setup.rounds}×${setup.pacedEvents} @${setup.intervalMs}ms`,
-    ms(pick(paced, (p) => p.p50Us)),
-    ms(pick(paced, (p) => p.p99Us)),
-    times(medianOf(p99Ratios)),
-    spread(p99Ratios),
-    ms(pick(paced, (p) => p.maxUs)),
-    ms(pick(fast, (p) => p.p99Us)),
-    times(medianOf(loadedRatios)),
-    !result.ok
-      ? `FAILED: ${result.reason}`
-      : queued === 0
-        ? 'ok: every event reached every client within the interval'
-        : `${queued} of ${paced.length} rounds had an event slower than the interval (queued)`,
-  ]);
+  latencyRows.push(latencyRow(label, result, ratios.p99, ratios.loaded, setup));
 }
 
 async function pipelinePart(
