@@ -1,5 +1,6 @@
-// What every server child shares: picking its variant, listening, gc, and the CPU profile that
-// bench/profile.ts asks for (BENCH_CPU_PROFILE=file) through node:inspector.
+// What the children share: the servers' variant, listening, gc, drain waits and the CPU profile that
+// bench/profile.ts asks for (BENCH_CPU_PROFILE=file) through node:inspector; the clients' bounded
+// opening of sockets and their per-socket counts.
 import { writeFileSync } from 'node:fs';
 
 /** Makes the named variant (exits with a message for an unknown one). */
@@ -20,6 +21,45 @@ export function listenForBench(server, backlog) {
   server.listen(0, '127.0.0.1', backlog, () => {
     process.send({ type: 'listening', port: server.address().port });
   });
+}
+
+/** Waits for `target`'s 'drain' (or its close), at most until `deadline` and 1 s at a time; false once past it. */
+export async function drainOrDeadline(target, deadline) {
+  const left = deadline - Date.now();
+  if (left <= 0) return false;
+  await new Promise((resolve) => {
+    const timer = setTimeout(done, Math.min(left, 1000));
+    function done() {
+      clearTimeout(timer);
+      target.off('drain', done);
+      target.off('close', done);
+      resolve();
+    }
+    target.once('drain', done);
+    target.once('close', done);
+  });
+  return true;
+}
+
+/** Runs `openAt(index)` for `n` indexes from `base`, `parallel` at a time, starting none after `timeLimitMs`. */
+export async function openBounded(base, n, parallel, timeLimitMs, openAt) {
+  const deadline = Date.now() + timeLimitMs;
+  let next = 0;
+  async function worker() {
+    while (next < n && Date.now() < deadline) await openAt(base + next++);
+  }
+  await Promise.all(Array.from({ length: parallel }, worker));
+}
+
+/** The fewest and the most events any one client counted. */
+export function minMax(counts) {
+  let min = Number.POSITIVE_INFINITY;
+  let max = 0;
+  for (const c of counts) {
+    if (c < min) min = c;
+    if (c > max) max = c;
+  }
+  return { min, max };
 }
 
 export function fullGc() {

@@ -5,6 +5,7 @@
 // order (strictly increasing as published). Driven by IPC; `open` may be sent again, for another port.
 import net from 'node:net';
 import { createHistogram } from 'node:perf_hooks';
+import { minMax, openBounded } from './common.mjs';
 
 const HASH = 0x23;
 const ZERO = 0x30;
@@ -154,21 +155,10 @@ async function open(port, n, parallel, timeLimitMs) {
   stampNeed = grow(stampNeed, n);
   stampSoFar = grow(stampSoFar, n);
   lastStamp = grow(lastStamp, n);
-  const deadline = Date.now() + timeLimitMs;
-  let next = 0;
-  async function worker() {
-    while (next < n && Date.now() < deadline) await openOne(port, base + next++);
-  }
-  await Promise.all(Array.from({ length: parallel }, worker));
+  await openBounded(base, n, parallel, timeLimitMs, (index) => openOne(port, index));
 }
 
 function status() {
-  let min = Number.POSITIVE_INFINITY;
-  let max = 0;
-  for (const c of counts) {
-    if (c < min) min = c;
-    if (c > max) max = c;
-  }
   const timed = latency.count;
   return {
     sockets: sockets.length,
@@ -177,8 +167,7 @@ function status() {
     closed,
     disordered,
     total,
-    min,
-    max,
+    ...minMax(counts),
     bytes,
     timed,
     wakeups: process.resourceUsage().voluntaryContextSwitches - switches0,

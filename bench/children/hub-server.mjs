@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { setImmediate as tick } from 'node:timers/promises';
-import { cpuProfiler, fullGc, listenForBench, makeVariant } from './common.mjs';
+import { cpuProfiler, drainOrDeadline, fullGc, listenForBench, makeVariant } from './common.mjs';
 
 const [variant, mode = 'broadcast', heartbeatArg] = process.argv.slice(2);
 const heartbeatMs = heartbeatArg === undefined ? undefined : Number(heartbeatArg);
@@ -115,19 +115,30 @@ function track(res) {
   if (keepResponses) sockets.push(res.socket);
 }
 
+/** A node:http server that starts every stream by hand and keeps its responses in `list`, for (a) and (ref). */
+function handWrittenServer() {
+  const list = [];
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, SSE_HEADERS);
+    res.write(':ok\n\n');
+    list.push(res);
+    track(res);
+  });
+  return { server, list };
+}
+
+/** Event `seq` as the hand-written variants encode it: once, for every stream. */
+function tickEvent(seq, data) {
+  return Buffer.from(`event: tick\nid: ${seq}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
 /** Each variant: a server, and `send(seq, data)` that broadcasts event `seq` to every stream. */
 const VARIANTS = {
   // (a) the baseline: node:http, each event encoded once into a Buffer written to every response
   async 'raw-http'() {
-    const list = [];
-    const server = http.createServer((_req, res) => {
-      res.writeHead(200, SSE_HEADERS);
-      res.write(':ok\n\n');
-      list.push(res);
-      track(res);
-    });
+    const { server, list } = handWrittenServer();
     const send = (seq, data) => {
-      const bytes = Buffer.from(`event: tick\nid: ${seq}\ndata: ${JSON.stringify(data)}\n\n`);
+      const bytes = tickEvent(seq, data);
       for (let i = 0; i < list.length; i++) list[i].write(bytes);
     };
     return { server, send };
@@ -136,15 +147,9 @@ const VARIANTS = {
   // (ref) not a library: the hub's wire path written by hand — each event framed once as one HTTP/1.1
   // chunk in a shared Buffer, written straight to every res.socket in a bare loop — to show the headroom
   async 'framed-socket'() {
-    const list = [];
-    const server = http.createServer((_req, res) => {
-      res.writeHead(200, SSE_HEADERS);
-      res.write(':ok\n\n');
-      list.push(res);
-      track(res);
-    });
+    const { server, list } = handWrittenServer();
     const send = (seq, data) => {
-      const bytes = Buffer.from(`event: tick\nid: ${seq}\ndata: ${JSON.stringify(data)}\n\n`);
+      const bytes = tickEvent(seq, data);
       const frame = Buffer.concat([Buffer.from(`${bytes.length.toString(16)}\r\n`), bytes, CRLF]);
       for (let i = 0; i < list.length; i++) list[i].socket.write(frame);
     };
@@ -315,19 +320,7 @@ async function drained(deadline) {
   for (let i = 0; i < sockets.length; i++) {
     const target = sockets[i];
     if (!target || target.destroyed || !target.writableNeedDrain) continue;
-    const left = deadline - Date.now();
-    if (left <= 0) return false;
-    await new Promise((resolve) => {
-      const timer = setTimeout(done, Math.min(left, 1000));
-      function done() {
-        clearTimeout(timer);
-        target.off('drain', done);
-        target.off('close', done);
-        resolve();
-      }
-      target.once('drain', done);
-      target.once('close', done);
-    });
+    if (!(await drainOrDeadline(target, deadline))) return false;
   }
   return true;
 }

@@ -1,6 +1,7 @@
 // SSE client child: opens N raw `net` sockets to GET /sse on loopback and counts, per socket, the
 // events received (one '#' per event, a byte that appears nowhere else on the wire). Driven by IPC.
 import net from 'node:net';
+import { minMax, openBounded } from './common.mjs';
 
 const HASH = 0x23;
 const sockets = [];
@@ -74,22 +75,11 @@ async function open(port, n, parallel, timeLimitMs) {
   const grown = new Int32Array(base + n);
   grown.set(counts);
   counts = grown;
-  const deadline = Date.now() + timeLimitMs;
-  let next = 0;
-  async function worker() {
-    while (next < n && Date.now() < deadline) await openOne(port, base + next++);
-  }
-  await Promise.all(Array.from({ length: parallel }, worker));
+  await openBounded(base, n, parallel, timeLimitMs, (index) => openOne(port, index));
 }
 
 function status() {
-  let min = Number.POSITIVE_INFINITY;
-  let max = 0;
-  for (const c of counts) {
-    if (c < min) min = c;
-    if (c > max) max = c;
-  }
-  return { sockets: sockets.length, headersDone, failures, closed, total, min, max };
+  return { sockets: sockets.length, headersDone, failures, closed, total, ...minMax(counts) };
 }
 
 process.on('message', async (message) => {

@@ -3,7 +3,7 @@
 // and reports its own CPU time (process.cpuUsage) around the broadcast, or its heap after gc().
 import http from 'node:http';
 import { setImmediate as tick } from 'node:timers/promises';
-import { cpuProfiler, fullGc, listenForBench, makeVariant } from './common.mjs';
+import { cpuProfiler, drainOrDeadline, fullGc, listenForBench, makeVariant } from './common.mjs';
 
 const [variant, mode = 'broadcast'] = process.argv.slice(2);
 const keepResponses = mode === 'broadcast';
@@ -166,19 +166,7 @@ async function drained(deadline) {
     if (res.destroyed) continue;
     const target = res.writableNeedDrain ? res : res.socket?.writableNeedDrain ? res.socket : undefined;
     if (!target) continue;
-    const left = deadline - Date.now();
-    if (left <= 0) return false;
-    await new Promise((resolve) => {
-      const timer = setTimeout(done, Math.min(left, 1000));
-      function done() {
-        clearTimeout(timer);
-        target.off('drain', done);
-        target.off('close', done);
-        resolve();
-      }
-      target.once('drain', done);
-      target.once('close', done);
-    });
+    if (!(await drainOrDeadline(target, deadline))) return false;
   }
   return true;
 }
