@@ -170,6 +170,11 @@ export function median(values: number[]): number {
 }
 
 /** A plain-text table: the first row is the header; numeric-looking cells are right-aligned. */
+/** A table and the notes under it, each followed by a blank line; nothing at all when there are no rows. */
+export function tableWithNotes(rows: string[][], notes: string[]): string[] {
+  return rows.length === 0 ? [] : [table(rows), '', ...notes, ''];
+}
+
 export function table(rows: string[][]): string {
   const widths: number[] = [];
   for (const row of rows) {

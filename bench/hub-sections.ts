@@ -4,7 +4,7 @@
  * watchdog stops the run half-way.
  */
 import { readFileSync } from 'node:fs';
-import { log, median, table, unavailable } from './harness';
+import { log, median, tableWithNotes, unavailable } from './harness';
 import {
   HUB_VARIANTS,
   type HubBroadcastResult,
@@ -448,9 +448,8 @@ export async function idleSection({ scale }: HubSectionConfig): Promise<void> {
 /** The hub sections' tables and notes, as far as they ran. */
 export function hubReport(): string[] {
   const out: string[] = [];
-  if (hubRows.length > 0) {
-    out.push(table(hubRows), '');
-    out.push(
+  out.push(
+    ...tableWithNotes(hubRows, [
       'delivered/s = clients × events / wall time from the first publish to the last event at the last client (one event',
       'per setImmediate turn for every variant, a drain check every 16 events, as the SSE section does). CPU = user + system',
       'of the server per delivered event. busy = server CPU / wall: near 1 the server sets the pace, below it the client',
@@ -460,19 +459,16 @@ export function hubReport(): string[] {
       "chunk framing included. Ratios are per round against (a)'s phase of the same round; medians, with their spread.",
       '(ref) is not a library: each event framed once as one HTTP/1.1 chunk and written straight to every res.socket in a',
       "bare loop — the hub's wire path without its bookkeeping — to show the floor a fan-out of one write per client has.",
-      '',
-    );
-  }
-  if (latencyRows.length > 0) {
-    out.push(table(latencyRows), '');
-    out.push(
+    ]),
+  );
+  out.push(
+    ...tableWithNotes(latencyRows, [
       'Latency = receive time at the client − publish time stamped in the event (process.hrtime: CLOCK_MONOTONIC, shared by',
       'server and clients), every event at every client. "paced": one event every interval, longer than any variant takes to',
       'fan one out, so no event queues behind another: p99 ≈ the time to reach the last client. "full speed": during the',
       'throughput phase, queueing included. Lower is better.',
-      '',
-    );
-  }
+    ]),
+  );
   if (goalLines.length > 0) {
     out.push(
       'Hub goals against (a): ≥ 1.4× delivered events/s, ≤ 0.65× CPU per delivered event, p99 no worse:',
@@ -480,34 +476,28 @@ export function hubReport(): string[] {
     for (const line of goalLines) out.push(`  ${line}`);
     out.push('');
   }
-  if (burstRows.length > 0) {
-    out.push(table(burstRows), '');
-    out.push(
+  out.push(
+    ...tableWithNotes(burstRows, [
       'The hub alone. "in one tick": 100 hub.publish() calls in the same tick, which the hub fans out as one write per client;',
       '"one per tick": the same events with a setImmediate turn between publishes. Both wait for drain after every 100 events.',
       'socket.write = calls of net.Socket#write; handle writes = _write/_writev calls, one write(2)/writev(2) attempt each.',
-      '',
-    );
-  }
-  if (idleRows.length > 0) {
-    out.push(table(idleRows), '');
-    out.push(
+    ]),
+  );
+  out.push(
+    ...tableWithNotes(idleRows, [
       'Heap = heapUsed after gc(), RSS = rss, before and after opening the streams (after 100 warm-up streams); "over Express"',
       'subtracts Express 5 alone holding the same number of responses. Timers: "Timeout (active resources)" counts',
       "process.getActiveResourcesInfo() entries, which list ref'd timers only (the library's is unref'd); \"live timers\"",
       'counts every timer made through the global timer functions and not yet cleared or fired. start = before Express and',
       'the library load, warm = 100 streams open, all = every stream open. Default heartbeatMs (15000).',
-      '',
-    );
-  }
-  if (heartbeatRows.length > 0) {
-    out.push(table(heartbeatRows), '');
-    out.push(
+    ]),
+  );
+  out.push(
+    ...tableWithNotes(heartbeatRows, [
       'Server CPU (user + system) over fixed 2 s windows with every stream open and nothing else to do; medians of the',
       'windows. Express alone is the floor. heartbeats/s = bytes the clients received / 8 (`3\\r\\n:\\n\\n\\r\\n`) per second.',
       'GC ms/s = time in garbage collection (PerformanceObserver "gc" entries) inside the windows: median (and the worst window).',
-      '',
-    );
-  }
+    ]),
+  );
   return out;
 }

@@ -3,7 +3,7 @@
  * and keeps their tables here, so that run.ts can print whatever is done — also when the watchdog
  * stops the run half-way.
  */
-import { log, table } from './harness';
+import { log, tableWithNotes } from './harness';
 import {
   type BroadcastSetup,
   broadcastRatios,
@@ -258,9 +258,8 @@ function addPipelineRows(
 /** The Redis section's tables and notes, as far as it ran. */
 export function redisReport(): string[] {
   const out: string[] = [];
-  if (broadcastRows.length > 0) {
-    out.push(table(broadcastRows), '');
-    out.push(
+  out.push(
+    ...tableWithNotes(broadcastRows, [
       '(h): one server process holds every client, on the memory store. (r): two server processes on one Redis, the clients',
       "split between them; the ioredis one publishes, both fan out what their store's live reader (XREAD) hands them.",
       "Both publish one event per setImmediate turn with a drain check every 16 events (the hub section's pace), on the",
@@ -270,34 +269,29 @@ export function redisReport(): string[] {
       '(the whole Redis, so other tests using it count too: the (h) row, whose phases send nothing to Redis, shows that',
       'background). busy = server CPU / wall (up to 2 for (r), two processes on 2 cores shared with Redis and the client).',
       "Ratios are per round against (h)'s phase of the same round; medians, with their spread.",
-      '',
-    );
-  }
-  if (latencyRows.length > 0) {
-    out.push(table(latencyRows), '');
-    out.push(
+    ]),
+  );
+  out.push(
+    ...tableWithNotes(latencyRows, [
       'Latency = receive time at the client − publish time stamped in the event by the publishing process (CLOCK_MONOTONIC,',
       'shared by every process of the machine), every event at every client. For (r) it includes the Lua publish, the',
       "live readers' XREAD wake-up and each process's fan-out to its half of the clients. Lower is better.",
-      '',
-    );
-  }
+    ]),
+  );
   if (goalLines.length > 0) {
     out.push(`Redis store goal against (h): ≥ ${GOAL.throughput.toFixed(2)}× delivered events/s:`);
     for (const line of goalLines) out.push(`  ${line}`);
     out.push('');
   }
-  if (pipelineRows.length > 0) {
-    out.push(table(pipelineRows), '');
-    out.push(
+  out.push(
+    ...tableWithNotes(pipelineRows, [
       'One server process publishes with a sliding window of K hub.publish() calls unanswered at once; publishes/s = publishes',
       "/ wall time from the first publish to the last answer; CPU = that process per publish (its 2 subscribers' fan-out",
       'included); Redis CPU from INFO cpu. Each store has its own topic: the ids must come back numbered in publish order,',
       'and each subscriber must get every event, in order. "vs 1 in flight": per round against the same store with one in',
       'flight; "vs memory": per round against the memory store at the same window.',
-      '',
-    );
-  }
+    ]),
+  );
   for (const note of notes) out.push(`Note: ${note}`);
   return out;
 }

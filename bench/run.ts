@@ -23,7 +23,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { BENCH_DIR, killAll, log, median, table, unavailable } from './harness';
+import { BENCH_DIR, killAll, log, median, tableWithNotes, unavailable } from './harness';
 import { burstSection, hubReport, hubSection, idleSection } from './hub-sections';
 import { redisReport, redisSection } from './redis-sections';
 import { MEMORY_VARIANTS, type MemoryResult, runBroadcastSuite, runMemory, SSE_VARIANTS } from './sse-bench';
@@ -259,34 +259,28 @@ function printReport(partial?: string): void {
     `Node ${process.version}, ${os.platform()} ${os.arch()}, ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, BENCH_SCALE=${SCALE}, ${elapsed()}`,
     '',
   ];
-  if (sseRows.length > 0) {
-    out.push(table(sseRows), '');
-    out.push(
+  out.push(
+    ...tableWithNotes(sseRows, [
       'CPU = user + system time of the server process from the first broadcast of a round to the last event received',
       'by the last client, divided by clients × events; median of the rounds. All variants hold their clients at once and',
       'take turns each round (order rotated), so "vs (a)" is the median of per-round ratios to the baseline\'s phase of',
       'the same round, and "round ratios" shows their spread. "user" leaves out kernel time (mostly writev to loopback).',
       'Lower is better; (a) = 1.00×. (ref) is not a library: it is the framed fast path written by hand (each event',
       'framed once as one HTTP/1.1 chunk, written straight to every res.socket), to show the headroom.',
-      '',
-    );
-  }
-  if (memoryRows.length > 0) {
-    out.push(table(memoryRows), '');
-    out.push(
+    ]),
+  );
+  out.push(
+    ...tableWithNotes(memoryRows, [
       'Heap = process.memoryUsage().heapUsed after gc(), before and after opening the streams; "over its host" subtracts',
       'the same server holding its responses open by itself (node:http or Express alone). Target for ours: < 1 KB over Express alone.',
-      '',
-    );
-  }
-  if (streamRows.length > 0) {
-    out.push(table(streamRows), '');
-    out.push(
+    ]),
+  );
+  out.push(
+    ...tableWithNotes(streamRows, [
       'MB/s seen by the client (request to end of body); CPU = server process per MiB; medians of the rounds, ratios taken',
       'per round against pipe in the same round ("round ratios": spread of the CPU ratio). Higher MB/s, lower CPU is better.',
-      '',
-    );
-  }
+    ]),
+  );
   out.push(...hubReport());
   out.push(...redisReport());
   for (const note of notes) out.push(`Note: ${note}`);
