@@ -305,12 +305,17 @@ function async_ok(attempt: () => Promise<unknown>): () => boolean {
 redis.describe(`several server processes on one Redis${redis.label}`, () => {
   afterEach(stopHubProcesses);
 
-  it('publish on one process, receive on another: ioredis and node-redis processes agree', async () => {
+  /** An ioredis process and a node-redis process sharing a fresh key prefix. */
+  function twoProcesses() {
     const prefix = uniquePrefix();
-    const [a, b] = await Promise.all([
+    return Promise.all([
       startHubProcess('ioredis', REDIS_URL, prefix),
       startHubProcess('node-redis', REDIS_URL, prefix),
     ]);
+  }
+
+  it('publish on one process, receive on another: ioredis and node-redis processes agree', async () => {
+    const [a, b] = await twoProcesses();
     const onB = raw(b.port, '/feed/t');
     await until(() => onB.body.includes('id: '), 'subscribed on the node-redis process');
     const ids = [
@@ -359,11 +364,7 @@ redis.describe(`several server processes on one Redis${redis.label}`, () => {
   });
 
   it("reports how far behind its event's publish the live reader delivered it (readerLagMs)", async () => {
-    const prefix = uniquePrefix();
-    const [a, b] = await Promise.all([
-      startHubProcess('ioredis', REDIS_URL, prefix),
-      startHubProcess('node-redis', REDIS_URL, prefix),
-    ]);
+    const [a, b] = await twoProcesses();
     const onB = raw(b.port, '/feed/t');
     await until(() => onB.body.includes('id: '), 'subscribed on B');
     // B is frozen while the event is published, and for 300 ms more: it cannot read it any sooner

@@ -113,12 +113,25 @@ function listenersLeft(res: http.ServerResponse | http2.Http2ServerResponse, bef
   return LISTENED.some((event, i) => !(compressed && event === 'drain') && after[i] !== before[i]);
 }
 
+/** Node's own process object, not the test sandbox's copy: its events and resources are the real ones. */
+const nodeProcess = vm.runInThisContext('process') as NodeJS.Process;
+
 function collectGarbage(): void {
   v8.setFlagsFromString('--expose-gc');
   (vm.runInNewContext('gc') as () => void)();
 }
 
-/** Everything the server side counts while the load runs. */
+/** What the process holds once in-flight work settled and garbage is collected: resources, descriptors, heap. */
+async function settledSnapshot() {
+  await sleep(200);
+  collectGarbage();
+  return {
+    resources: countBy(nodeProcess.getActiveResourcesInfo()),
+    descriptors: fs.readdirSync('/proc/self/fd').length,
+    heap: process.memoryUsage().heapUsed,
+  };
+}
+
 /** Everything the server side counts while the load runs; it holds no response, so the heap tells the truth. */
 class Tally {
   streamCalls = 0;
@@ -378,7 +391,6 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const unhandledRejections: string[] = [];
   const uncaughtExceptions: string[] = [];
   const warnings: string[] = [];
-  const nodeProcess = vm.runInThisContext('process') as NodeJS.Process;
   const onRejection = (reason: unknown) => unhandledRejections.push(String(reason));
   const onException = (error: unknown) => uncaughtExceptions.push(String(error));
   const onWarning = (warning: Error) => warnings.push(warning.name);
@@ -497,13 +509,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
 
   // A warm-up pass loads every code path before the baseline is taken.
   for (const route of paths) await httpCycle(ports[0]!, route, 'abort-after-bytes', rand, answerBoundMs);
-  await sleep(200);
-  collectGarbage();
-  const baseline = {
-    resources: countBy(nodeProcess.getActiveResourcesInfo()),
-    descriptors: fs.readdirSync('/proc/self/fd').length,
-    heap: process.memoryUsage().heapUsed,
-  };
+  const baseline = await settledSnapshot();
   const checkedBefore = tally.checked;
   const leftBefore = tally.listenersLeft;
   log(`soak: seed ${seed}, ${options.concurrency} clients for ${options.durationMs} ms`);
@@ -528,13 +534,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   Object.defineProperty(zlib, 'createGzip', { configurable: true, value: createGzip });
   const responsesWithListenersLeft = tally.listenersLeft - leftBefore;
   const responsesChecked = tally.checked - checkedBefore;
-  await sleep(200);
-  collectGarbage();
-  const after = {
-    resources: countBy(nodeProcess.getActiveResourcesInfo()),
-    descriptors: fs.readdirSync('/proc/self/fd').length,
-    heap: process.memoryUsage().heapUsed,
-  };
+  const after = await settledSnapshot();
 
   for (const server of servers) server.closeAllConnections();
   await Promise.all([...servers, h2Server].map((server) => new Promise((resolve) => server.close(resolve))));
