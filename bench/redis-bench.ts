@@ -17,6 +17,7 @@ import {
   firstLine,
   type HubPhase,
   HubRig,
+  type HubSuiteOptions,
   type Pace,
   type PipelinePhase,
   phaseFigures,
@@ -241,14 +242,9 @@ export interface RedisBroadcastResult {
   paced: RedisPhase[];
 }
 
-export interface RedisBroadcastOptions {
+/** The hub suite's options, and how many clients the pair shares. */
+export interface RedisBroadcastOptions extends HubSuiteOptions {
   clients: number;
-  warmup: number;
-  rounds: number;
-  events: number;
-  pacedEvents: number;
-  intervalMs: number;
-  timeLimitMs: number;
 }
 
 /**

@@ -2,6 +2,7 @@
 // bench/profile.ts asks for (BENCH_CPU_PROFILE=file) through node:inspector; the clients' bounded
 // opening of sockets and their per-socket counts.
 import { writeFileSync } from 'node:fs';
+import net from 'node:net';
 
 /** Makes the named variant (exits with a message for an unknown one). */
 export async function makeVariant(variants, variant) {
@@ -51,6 +52,59 @@ export async function openBounded(base, n, parallel, timeLimitMs, openAt) {
   await Promise.all(Array.from({ length: parallel }, worker));
 }
 
+const SSE_REQUEST = 'GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n';
+
+/**
+ * Opens one SSE stream on a raw socket: GET /sse, then the head is read and every later byte is handed
+ * to `onBody(chunk, from)`, `from` being where the body starts in the chunk. `tally` counts heads read,
+ * failures (no 200 within 15 s) and closes. With `readBuffer`, reads land in that one shared buffer
+ * (`onread`), so `chunk` is valid only during the call. `ready` resolves with whether the head said 200.
+ */
+export function openSseSocket(port, tally, onBody, readBuffer) {
+  let head = '';
+  let inHead = true;
+  let settle;
+  const ready = new Promise((resolve) => {
+    settle = resolve;
+  });
+  const timer = setTimeout(() => finish(false), 15_000);
+  function finish(ok) {
+    clearTimeout(timer);
+    if (!ok) tally.failures++;
+    settle(ok);
+  }
+  function onData(chunk) {
+    let from = 0;
+    if (inHead) {
+      head += chunk.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      inHead = false;
+      const ok = head.startsWith('HTTP/1.1 200');
+      from = chunk.length - (head.length - end - 4);
+      head = '';
+      tally.headersDone++;
+      finish(ok);
+    }
+    onBody(chunk, from);
+  }
+  const socket = readBuffer
+    ? net.connect({
+        port,
+        host: '127.0.0.1',
+        onread: { buffer: readBuffer, callback: (length, buffer) => onData(buffer.subarray(0, length)) },
+      })
+    : net.connect({ port, host: '127.0.0.1' });
+  if (!readBuffer) socket.on('data', onData);
+  socket.on('connect', () => socket.write(SSE_REQUEST));
+  socket.on('error', () => {});
+  socket.on('close', () => {
+    tally.closed++;
+    if (inHead) finish(false);
+  });
+  return { socket, ready };
+}
+
 /** The fewest and the most events any one client counted. */
 export function minMax(counts) {
   let min = Number.POSITIVE_INFINITY;
@@ -64,6 +118,14 @@ export function minMax(counts) {
 
 export function fullGc() {
   for (let i = 0; i < 4; i++) globalThis.gc?.();
+}
+
+/** Memory once what can be collected is: gc, a turn for finalizers and weak callbacks, gc again. */
+export async function memoryAfterGc() {
+  fullGc();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  fullGc();
+  return process.memoryUsage();
 }
 
 /**

@@ -3,9 +3,8 @@
 // one: the 15 digits after the '#' are its publish time in µs on CLOCK_MONOTONIC (process.hrtime),
 // which the server child shares, so receive − publish is the event's latency; stamps also tell the
 // order (strictly increasing as published). Driven by IPC; `open` may be sent again, for another port.
-import net from 'node:net';
 import { createHistogram } from 'node:perf_hooks';
-import { minMax, openBounded } from './common.mjs';
+import { minMax, openBounded, openSseSocket } from './common.mjs';
 
 const HASH = 0x23;
 const ZERO = 0x30;
@@ -21,10 +20,9 @@ let stampSoFar = new Float64Array(0);
  */
 let lastStamp = new Float64Array(0);
 let disordered = 0;
-let headersDone = 0;
+/** Heads read, sockets that failed to open, sockets closed. */
+const tally = { headersDone: 0, failures: 0, closed: 0 };
 let total = 0;
-let failures = 0;
-let closed = 0;
 let target = Number.POSITIVE_INFINITY;
 let targetTag = '';
 /** Bytes of event stream (after the head) since the last 'expect' or 'mark'. */
@@ -99,47 +97,17 @@ function scan(index, chunk, from) {
 const READ_BUFFER = Buffer.allocUnsafe(256 * 1024);
 
 function openOne(port, index) {
-  return new Promise((resolve) => {
-    let head = '';
-    let inHead = true;
-    const socket = net.connect({
-      port,
-      host: '127.0.0.1',
-      onread: { buffer: READ_BUFFER, callback: onRead },
-    });
-    sockets[index] = socket;
-    const timer = setTimeout(() => finish(false), 15_000);
-    function finish(ok) {
-      clearTimeout(timer);
-      if (!ok) failures++;
-      resolve(ok);
-    }
-    function onRead(length, buffer) {
-      const chunk = buffer.subarray(0, length);
-      let from = 0;
-      if (inHead) {
-        head += chunk.toString('latin1');
-        const end = head.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        inHead = false;
-        const ok = head.startsWith('HTTP/1.1 200');
-        from = chunk.length - (head.length - end - 4);
-        head = '';
-        headersDone++;
-        finish(ok);
-      }
+  const { socket, ready } = openSseSocket(
+    port,
+    tally,
+    (chunk, from) => {
       bytes += chunk.length - from;
       scan(index, chunk, from);
-    }
-    socket.on('connect', () => {
-      socket.write('GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      closed++;
-      if (inHead) finish(false);
-    });
-  });
+    },
+    READ_BUFFER,
+  );
+  sockets[index] = socket;
+  return ready;
 }
 
 function grow(array, by) {
@@ -162,9 +130,7 @@ function status() {
   const timed = latency.count;
   return {
     sockets: sockets.length,
-    headersDone,
-    failures,
-    closed,
+    ...tally,
     disordered,
     total,
     ...minMax(counts),

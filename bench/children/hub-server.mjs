@@ -12,7 +12,14 @@ import http from 'node:http';
 import net from 'node:net';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { setImmediate as tick } from 'node:timers/promises';
-import { cpuProfiler, drainOrDeadline, fullGc, listenForBench, makeVariant } from './common.mjs';
+import {
+  cpuProfiler,
+  drainOrDeadline,
+  fullGc,
+  listenForBench,
+  makeVariant,
+  memoryAfterGc,
+} from './common.mjs';
 
 const [variant, mode = 'broadcast', heartbeatArg] = process.argv.slice(2);
 const heartbeatMs = heartbeatArg === undefined ? undefined : Number(heartbeatArg);
@@ -470,10 +477,7 @@ process.on('message', async (message) => {
       process.send({ type: 'timers', atStart: timersAtStart, now: timerCounts(), opened });
       break;
     case 'heap': {
-      fullGc();
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      fullGc();
-      const memory = process.memoryUsage();
+      const memory = await memoryAfterGc();
       process.send({
         type: 'heap',
         opened,

@@ -1,15 +1,13 @@
 // SSE client child: opens N raw `net` sockets to GET /sse on loopback and counts, per socket, the
 // events received (one '#' per event, a byte that appears nowhere else on the wire). Driven by IPC.
-import net from 'node:net';
-import { minMax, openBounded } from './common.mjs';
+import { minMax, openBounded, openSseSocket } from './common.mjs';
 
 const HASH = 0x23;
 const sockets = [];
 let counts = new Int32Array(0);
-let headersDone = 0;
+/** Heads read, sockets that failed to open, sockets closed. */
+const tally = { headersDone: 0, failures: 0, closed: 0 };
 let total = 0;
-let failures = 0;
-let closed = 0;
 let target = Number.POSITIVE_INFINITY;
 let targetTag = '';
 
@@ -22,51 +20,21 @@ function reached() {
 }
 
 function openOne(port, index) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ port, host: '127.0.0.1' });
-    sockets[index] = socket;
-    let head = '';
-    let inHead = true;
-    const timer = setTimeout(() => finish(false), 15_000);
-    function finish(ok) {
-      clearTimeout(timer);
-      if (!ok) failures++;
-      resolve(ok);
+  const { socket, ready } = openSseSocket(port, tally, (chunk, from) => {
+    let n = 0;
+    let at = chunk.indexOf(HASH, from);
+    while (at !== -1) {
+      n++;
+      at = chunk.indexOf(HASH, at + 1);
     }
-    socket.on('connect', () => {
-      socket.write('GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n');
-    });
-    socket.on('data', (chunk) => {
-      let from = 0;
-      if (inHead) {
-        head += chunk.toString('latin1');
-        const end = head.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        inHead = false;
-        const ok = head.startsWith('HTTP/1.1 200');
-        from = chunk.length - (head.length - end - 4);
-        head = '';
-        headersDone++;
-        finish(ok);
-      }
-      let n = 0;
-      let at = chunk.indexOf(HASH, from);
-      while (at !== -1) {
-        n++;
-        at = chunk.indexOf(HASH, at + 1);
-      }
-      if (n > 0) {
-        counts[index] += n;
-        total += n;
-        reached();
-      }
-    });
-    socket.on('error', () => {});
-    socket.on('close', () => {
-      closed++;
-      if (inHead) finish(false);
-    });
+    if (n > 0) {
+      counts[index] += n;
+      total += n;
+      reached();
+    }
   });
+  sockets[index] = socket;
+  return ready;
 }
 
 /** Opens `n` sockets, at most `parallel` handshakes at a time, within `timeLimitMs`. */
@@ -79,7 +47,7 @@ async function open(port, n, parallel, timeLimitMs) {
 }
 
 function status() {
-  return { sockets: sockets.length, headersDone, failures, closed, total, ...minMax(counts) };
+  return { sockets: sockets.length, ...tally, total, ...minMax(counts) };
 }
 
 process.on('message', async (message) => {

@@ -3,7 +3,14 @@
 // and reports its own CPU time (process.cpuUsage) around the broadcast, or its heap after gc().
 import http from 'node:http';
 import { setImmediate as tick } from 'node:timers/promises';
-import { cpuProfiler, drainOrDeadline, fullGc, listenForBench, makeVariant } from './common.mjs';
+import {
+  cpuProfiler,
+  drainOrDeadline,
+  fullGc,
+  listenForBench,
+  makeVariant,
+  memoryAfterGc,
+} from './common.mjs';
 
 const [variant, mode = 'broadcast'] = process.argv.slice(2);
 const keepResponses = mode === 'broadcast';
@@ -218,10 +225,7 @@ process.on('message', async (message) => {
       break;
     }
     case 'heap': {
-      fullGc();
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      fullGc();
-      const memory = process.memoryUsage();
+      const memory = await memoryAfterGc();
       process.send({
         type: 'heap',
         opened,
