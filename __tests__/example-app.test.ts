@@ -173,9 +173,12 @@ redis.describe(`the example app on the Redis store, in two processes (WORKERS=2)
     );
     const source = { close: () => {} };
     try {
+      // The first worker prints its serving line and the banner in separate writes: wait for both.
       await until(
-        () => (out.match(/worker \d+ \(pid (\d+)\) serving/g) ?? []).length === 2,
-        () => `two workers in ${out}`,
+        () =>
+          (out.match(/worker \d+ \(pid (\d+)\) serving/g) ?? []).length === 2 &&
+          /listening on http:\/\/localhost:\d+/.test(out),
+        () => `two workers and the banner in ${out}`,
         20_000,
       );
       const port = Number(/listening on http:\/\/localhost:(\d+)/.exec(out)![1]);
