@@ -1,5 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import zlib from 'node:zlib';
 import compression from 'compression';
 import connect from 'connect';
@@ -350,15 +351,20 @@ describe('sseChannel(options)', () => {
   describe('heartbeats', () => {
     it('never lets a client see more than heartbeatMs of silence', async () => {
       const app = await serve({ retryMs: null, heartbeatMs: 100 }, { '/': (_req, res) => void res.sse() });
+      const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      loopDelay.enable();
       const client = raw(app.port, '/');
       await until(() => client.head !== '', 'head');
       const start = Date.now();
       const heartbeats = () => client.arrivals.filter((a) => a.text.includes(':\n\n')).map((a) => a.at);
       await until(() => heartbeats().length >= 5, 'five heartbeats');
+      loopDelay.disable();
       const times = [start, ...heartbeats()];
       const gaps = times.slice(1).map((t, i) => t - (times[i] ?? t));
-      // timers may fire a little late; the schedule itself never allows more than heartbeatMs
-      expect(Math.max(...gaps)).toBeLessThanOrEqual(100 + 40);
+      // Timers fire late by as much as the event loop was blocked (a busy CI machine blocks it for
+      // longer); the schedule itself never allows more than heartbeatMs.
+      const lateness = Math.max(40, loopDelay.max / 1e6 + 20);
+      expect(Math.max(...gaps)).toBeLessThanOrEqual(100 + lateness);
       expect(client.body).toMatch(/^(:\n\n)+$/);
     });
 

@@ -34,7 +34,13 @@ import {
 import { sleep } from './wait';
 
 export interface SoakOptions {
+  /** How long the clients run; with `enough`, only the bound on how long they may take. */
   durationMs: number;
+  /**
+   * Stop once this many cycles have run. A slow machine then takes longer instead of running fewer
+   * cycles, so the test checks what was exercised rather than how fast the machine is.
+   */
+  enough?: { cycles: number; http2Cycles: number };
   /** Clients running cycles at once. */
   concurrency: number;
   seed?: number;
@@ -45,6 +51,8 @@ export interface SoakOptions {
 
 export interface SoakReport {
   seed: number;
+  /** How long the clients ran. */
+  clientMs: number;
   cycles: number;
   byClient: Record<string, number>;
   http2Cycles: number;
@@ -514,12 +522,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const leftBefore = tally.listenersLeft;
   log(`soak: seed ${seed}, ${options.concurrency} clients for ${options.durationMs} ms`);
 
-  const deadline = Date.now() + options.durationMs;
+  const started = Date.now();
+  const deadline = started + options.durationMs;
+  const { enough } = options;
+  const ranEnough = () =>
+    enough !== undefined && cycles >= enough.cycles && http2Cycles >= enough.http2Cycles;
   await Promise.all(
     Array.from({ length: options.concurrency }, async () => {
-      while (Date.now() < deadline) await oneCycle();
+      while (Date.now() < deadline && !ranEnough()) await oneCycle();
     }),
   );
+  const clientMs = Date.now() - started;
 
   // Let the server side settle: every res.stream() resolved, every SSE stream closed (bounded).
   const settleBy = Date.now() + 15_000;
@@ -546,6 +559,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
   const onCloseNotOnce = tally.sseOpened - tally.closedOnce + tally.closedAgain;
   return {
     seed,
+    clientMs,
     cycles,
     byClient,
     http2Cycles,
@@ -611,7 +625,7 @@ export function soakProblems(report: SoakReport): string[] {
 export function describeSoak(report: SoakReport): string {
   const mib = (value: number) => value.toFixed(1);
   return [
-    `seed ${report.seed}: ${report.cycles} HTTP/1.1 cycles ${JSON.stringify(report.byClient)}, ${report.http2Cycles} HTTP/2 requests`,
+    `seed ${report.seed}, ${(report.clientMs / 1000).toFixed(1)} s: ${report.cycles} HTTP/1.1 cycles ${JSON.stringify(report.byClient)}, ${report.http2Cycles} HTTP/2 requests`,
     `res.stream(): ${report.streamCalls} calls, ${report.streamSettled} settled ${JSON.stringify(report.outcomes)}`,
     `res.sse(): ${report.sseOpened} streams, onClose ${JSON.stringify(report.closeReasons)}, not exactly once: ${report.onCloseNotOnce}`,
     `unanswered ${report.unanswered.length}, unhandled rejections ${report.unhandledRejections.length}, uncaught ${report.uncaughtExceptions.length}, errors reported on console.error ${report.reportedErrors}`,
