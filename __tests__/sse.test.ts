@@ -883,7 +883,7 @@ describe('sseChannel(options)', () => {
 
     it('rejects a graceMs a timer cannot wait', async () => {
       const app = await serve({}, {});
-      expect(() => app.middleware.closeAll({ graceMs: 2 ** 31 })).toThrow(/graceMs/);
+      await expect(app.middleware.closeAll({ graceMs: 2 ** 31 })).rejects.toThrow(/graceMs/);
     });
   });
 
@@ -1064,11 +1064,11 @@ describe('sseChannel(options)', () => {
       raw(app.port, '/');
       await until(() => error !== undefined, 'the TypeError');
       expect((error as Error).message).toMatch(/^res\.sse: expected `retryMs`/);
-      expect(() => app.middleware.closeAll({ retryMs: 1.5 })).toThrow(
+      await expect(app.middleware.closeAll({ retryMs: 1.5 })).rejects.toThrow(
         /^sseChannel\.closeAll: expected `retryMs`/,
       );
       // null disables a middleware's retry line; a shutdown's retry line is its point
-      expect(() => app.middleware.closeAll({ retryMs: null as never })).toThrow(
+      await expect(app.middleware.closeAll({ retryMs: null as never })).rejects.toThrow(
         /^sseChannel\.closeAll: expected `retryMs` to be an integer of at least 0, got null$/,
       );
     });

@@ -62,7 +62,9 @@ export function sseChannel(...args: unknown[]): SseMiddleware | undefined {
   Object.defineProperties(middleware, {
     size: { get: () => streams.size },
     closeAll: {
-      value: (shutdown: CloseAllOptions = {}) => {
+      // async, so bad options reject like every other failure of a promise-returning call (a caller's
+      // .catch() sees them) rather than throwing before the promise exists
+      value: async (shutdown: CloseAllOptions = {}) => {
         const owner = 'sseChannel.closeAll';
         checkOptionsObject(shutdown, owner);
         const retryMs = checkCount(
