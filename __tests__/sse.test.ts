@@ -1,6 +1,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import compression from 'compression';
 import connect from 'connect';
@@ -719,6 +720,47 @@ describe('sseChannel(options)', () => {
         expect(closes).toEqual(['server']);
       },
     );
+
+    it('lets go of a stream source it never starts (HEAD, past maxStreams): cancelled or destroyed, not left open', async () => {
+      const released: string[] = [];
+      const sources = {
+        // Node's ReadableStream is async iterable; the DOM typings in use do not say so.
+        '/web': () =>
+          new ReadableStream<string>({
+            cancel: () => void released.push('ReadableStream cancelled'),
+          }) as unknown as AsyncIterable<string>,
+        '/node': () =>
+          new Readable({
+            objectMode: true,
+            read() {},
+            destroy(error, callback) {
+              released.push('Readable destroyed');
+              callback(error);
+            },
+          }),
+      };
+      const app = await serve(
+        { retryMs: 1000, maxStreams: 1 },
+        {
+          '/web': (_req, res) => void res.sse(sources['/web']()),
+          '/node': (_req, res) => void res.sse(sources['/node']()),
+          '/hold': (_req, res) => void res.sse(),
+        },
+      );
+      for (const path of ['/web', '/node']) {
+        const got = await new Promise<http.IncomingMessage>((resolve) =>
+          http.request(`${app.url}${path}`, { method: 'HEAD' }, resolve).end(),
+        );
+        got.resume();
+      }
+      await until(() => released.length === 2, 'both sources released after HEAD');
+      expect(released).toEqual(['ReadableStream cancelled', 'Readable destroyed']);
+      raw(app.port, '/hold');
+      await until(() => app.middleware.size === 1, 'the one stream maxStreams allows');
+      for (const path of ['/web', '/node']) await raw(app.port, path).waitEnded();
+      await until(() => released.length === 4, 'both sources released past maxStreams');
+      expect(released.slice(2)).toEqual(['ReadableStream cancelled', 'Readable destroyed']);
+    });
 
     it.each(frameworks)(
       "tears down at once ($name) when the client left before res.sse(): onClose('client'), nothing started, size 0",

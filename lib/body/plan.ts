@@ -1,6 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { types } from 'node:util';
-import { destroyQuietly, releaseIterable } from '../core/release';
+import { destroyQuietly, releaseIterable, releaseUnstarted } from '../core/release';
 import type { StreamContext } from '../core/response';
 import {
   describeValue,
@@ -257,7 +257,7 @@ function iterablePlan(iterable: Iterable<unknown>): StreamPlan {
  * first, because `return()` would queue behind a pending take.
  */
 function iteratorPlan(
-  iterable: object,
+  iterable: AsyncIterable<unknown> | Iterable<unknown>,
   iterate: () => Iterator<unknown> | AsyncIterator<unknown>,
   type: string,
 ): StreamPlan {
@@ -273,8 +273,7 @@ function iteratorPlan(
         release: () => releaseIterable(iterable, iterator),
       };
     },
-    // Never started: its iterator is made only to be returned, inside releaseIterable's guard.
-    dispose: () => releaseIterable(iterable, { return: () => iterate().return?.() }),
+    dispose: () => releaseUnstarted(iterable),
   };
 }
 

@@ -11,6 +11,24 @@ export function releaseIterable(source: unknown, iterator?: { return?(): unknown
 }
 
 /**
+ * Lets go of an iterable source that was never started (HEAD, a client already gone, admission
+ * control). A Node stream is destroyed: returning an iterator it never started leaves it open. Any
+ * other has its iterator made only to be returned, which is how a ReadableStream is cancelled; one that
+ * refuses to be iterated (a locked stream) is left as it is.
+ */
+export function releaseUnstarted(source: AsyncIterable<unknown> | Iterable<unknown>): void {
+  if (!hasMethod(source, 'close') && hasMethod(source, 'destroy') && hasMethod(source, 'on')) {
+    destroyQuietly(source as unknown as Parameters<typeof destroyQuietly>[0]);
+    return;
+  }
+  const iterate = () =>
+    Symbol.asyncIterator in source
+      ? (source as AsyncIterable<unknown>)[Symbol.asyncIterator]()
+      : (source as Iterable<unknown>)[Symbol.iterator]();
+  releaseIterable(source, { return: () => iterate().return?.() });
+}
+
+/**
  * Destroys a producer stream, keeping an `'error'` listener on it: its own clean-up may fail (a
  * cursor whose close throws once the connection dropped), which must not crash the process.
  */

@@ -1,4 +1,4 @@
-import { releaseIterable } from '../core/release';
+import { releaseUnstarted } from '../core/release';
 import { describeValue, ignore, isGeneratorFunction, uncalledGenerator } from '../core/util';
 import type { SseConnection } from './connection';
 import type { SseEventInput } from './encoder';
@@ -18,7 +18,7 @@ export function sourceAttacher<D>(source: SseSource<D> | undefined): {
     const iterable = source as AsyncIterable<SseEventInput<D>>;
     return {
       start: (stream) => void stream.consume(iterable),
-      dispose: () => releaseIterable(iterable, undefined),
+      dispose: () => releaseUnstarted(iterable),
     };
   }
   if (isGeneratorFunction(source)) throw uncalledGenerator('res.sse', source);
