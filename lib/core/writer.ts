@@ -1,4 +1,5 @@
 import { createDebug } from './debug';
+import { type Hook, type Hooks, runHooks, withHook } from './hooks';
 import { isHttp2, isResponseGone, type ResponseLike } from './response';
 import { ignore } from './util';
 
@@ -20,8 +21,8 @@ type WriterState = 'open' | 'ending' | 'done';
  */
 export class ResponseWriter {
   readonly res: ResponseLike;
-  /** What {@link whenAborted} registered: usually one hook, so no array until a second arrives. */
-  #abortHooks: (() => void) | Array<() => void> | undefined;
+  /** What {@link whenAborted} registered. */
+  #abortHooks: Hooks;
   readonly #controller = new AbortController();
   readonly #flush: (() => void) | undefined;
   #gone = false;
@@ -47,11 +48,8 @@ export class ResponseWriter {
    * app ended or destroyed the response itself — which is where a producer is released. Hooks add up,
    * so two users of one writer never replace each other's.
    */
-  whenAborted(hook: () => void): void {
-    const hooks = this.#abortHooks;
-    if (hooks === undefined) this.#abortHooks = hook;
-    else if (typeof hooks === 'function') this.#abortHooks = [hooks, hook];
-    else hooks.push(hook);
+  whenAborted(hook: Hook): void {
+    this.#abortHooks = withHook(this.#abortHooks, hook);
   }
 
   /** Aborted when the client leaves, or when the stream fails. */
@@ -238,17 +236,12 @@ export class ResponseWriter {
     const drain = this.#drain;
     this.#drain = undefined;
     drain?.resolve(false);
-    if (wasOpen && cutShort) this.#runAbortHooks();
+    const hooks = this.#abortHooks;
+    this.#abortHooks = undefined;
+    if (wasOpen && cutShort) runHooks(hooks);
     const settle = this.#settle;
     this.#settle = undefined;
     settle?.(outcome);
-  }
-
-  #runAbortHooks(): void {
-    const hooks = this.#abortHooks;
-    this.#abortHooks = undefined;
-    if (typeof hooks === 'function') hooks();
-    else if (hooks !== undefined) for (const hook of hooks) hook();
   }
 
   #removeListeners(): void {

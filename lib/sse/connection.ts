@@ -3,6 +3,7 @@ import { Channel } from '../channel/channel';
 import { createDebug } from '../core/debug';
 import { channels } from '../core/diagnostics';
 import { reportUnheard } from '../core/errors';
+import { type Hook, type Hooks, runHooks, withHook } from '../core/hooks';
 import { releaseIterable } from '../core/release';
 import type { AnyRequest, AnyResponse, ResponseLike } from '../core/response';
 import type { Ticking, TickScheduler } from '../core/scheduler';
@@ -69,7 +70,7 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
   #drain: Promise<boolean> | undefined;
   #resolveSocketDrain: ((drained: boolean) => void) | undefined;
   /** What teardown lets go of: the stream's source, a hub subscription. */
-  #onClosed: (() => void) | undefined;
+  #onClosed: Hooks;
 
   constructor(res: ResponseLike, streams: TickScheduler, settings: ConnectionSettings) {
     this.#writer = new ResponseWriter(res);
@@ -103,19 +104,9 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     return this.#closed;
   }
 
-  [whenClosed](hook: () => void): void {
-    if (this.#closed) {
-      hook();
-      return;
-    }
-    const earlier = this.#onClosed;
-    this.#onClosed =
-      earlier === undefined
-        ? hook
-        : () => {
-            earlier();
-            hook();
-          };
+  [whenClosed](hook: Hook): void {
+    if (this.#closed) hook();
+    else this.#onClosed = withHook(this.#onClosed, hook);
   }
 
   /** Commits the SSE head at once, so `EventSource.onopen` fires and proxies see the stream start. */
@@ -342,7 +333,7 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     this.#writer.abort(cause);
     const closed = this.#onClosed;
     this.#onClosed = undefined;
-    closed?.();
+    runHooks(closed);
     if (this.#resolveSocketDrain !== undefined) {
       this.#socket?.off('drain', this.#handleDrain);
       this.#handleDrain();
