@@ -1,8 +1,10 @@
 import { createReadStream } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import send, { type SendOptions } from 'send';
+import { optionError } from '../core/options';
 import { describeValue } from '../core/util';
 
+const OWNER = 'file';
 const FILE_BODY = Symbol.for('express-streaming.file');
 /** Half of a UTF-16 surrogate pair standing alone: `encodeURI` throws on it, and no file has such a name. */
 const LONE_SURROGATE = /\p{Surrogate}/u;
@@ -27,19 +29,17 @@ export interface FileBody {
  * @example res.stream(file('reports/big.csv', { root: DATA }))
  */
 export function file(path: string, options: FileOptions = {}): FileBody {
-  if (typeof path !== 'string' || path.length === 0) {
-    throw new TypeError(`file: expected \`path\` to be a non-empty string, got ${describeValue(path)}`);
-  }
+  if (typeof path !== 'string' || path.length === 0)
+    throw optionError(OWNER, 'path', 'a non-empty string', path);
   if (LONE_SURROGATE.test(path)) {
     throw new TypeError(
       `file: expected \`path\` to be well-formed Unicode, got ${describeValue(path)} (a lone surrogate cannot name a file)`,
     );
   }
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`file: expected \`options\` to be an object, got ${describeValue(options)}`);
-  }
+  if (typeof options !== 'object' || options === null)
+    throw optionError(OWNER, 'options', 'an object', options);
   if (options.root !== undefined && typeof options.root !== 'string') {
-    throw new TypeError(`file: expected \`root\` to be a string, got ${describeValue(options.root)}`);
+    throw optionError(OWNER, 'root', 'a string', options.root);
   }
   if (options.root === undefined && !isAbsolute(path)) {
     throw new TypeError(

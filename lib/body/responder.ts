@@ -85,27 +85,13 @@ class Responder {
     }
     if (isResponseGone(this.#res)) {
       this.#writer.detach();
-      if (plan.kind === 'stream') plan.dispose();
+      disposeUnstarted(plan);
       return 'aborted';
     }
-    if (this.#res.writableEnded) {
-      if (plan.kind === 'stream') plan.dispose();
-      return this.#fail(new TypeError('res.stream: the response has already ended'));
-    }
-    const ownHead =
-      plan.kind === 'file'
-        ? 'file()'
-        : plan.kind === 'stream' && plan.response
-          ? 'a fetch Response'
-          : undefined;
-    if (ownHead !== undefined && this.#res.headersSent) {
-      if (plan.kind === 'stream') plan.dispose();
-      return this.#fail(
-        new TypeError(
-          `res.stream: ${ownHead} sets the response's status and headers, but the head was already sent; ` +
-            'send it before writing anything',
-        ),
-      );
+    const refusal = this.#refusal(plan);
+    if (refusal !== undefined) {
+      disposeUnstarted(plan);
+      return this.#fail(refusal);
     }
     switch (plan.kind) {
       case 'empty':
@@ -117,6 +103,23 @@ class Responder {
       case 'stream':
         return this.#sendStream(plan);
     }
+  }
+
+  /** Why the response, as the app left it, cannot take this body; `undefined` when it can. */
+  #refusal(plan: BodyPlan): TypeError | undefined {
+    if (this.#res.writableEnded) return new TypeError('res.stream: the response has already ended');
+    if (!this.#res.headersSent) return undefined;
+    const ownHead =
+      plan.kind === 'file'
+        ? 'file()'
+        : plan.kind === 'stream' && plan.response
+          ? 'a fetch Response'
+          : undefined;
+    if (ownHead === undefined) return undefined;
+    return new TypeError(
+      `res.stream: ${ownHead} sets the response's status and headers, but the head was already sent; ` +
+        'send it before writing anything',
+    );
   }
 
   /** Ends whatever `send()` left hanging with an error it did not expect; never throws. */
@@ -215,6 +218,11 @@ class Responder {
     }
     return true;
   }
+}
+
+/** A producer that will never be started is let go of (only stream plans hold one). */
+function disposeUnstarted(plan: BodyPlan): void {
+  if (plan.kind === 'stream') plan.dispose();
 }
 
 function applyResponseHead(res: ResponseLike, head: NonNullable<StreamPlan['response']>): void {
