@@ -115,12 +115,12 @@ class MemoryStore implements HubStore {
 
   readonly #sweep = (): void => {
     const cutoff = this.#cutoff();
+    let kept = false;
     for (const [topic, log] of this.#logs) {
       log.trim(cutoff);
-      if (log.length === 0 && log.listener === undefined) this.#logs.delete(topic);
+      if (log.length > 0) kept = true;
+      else if (log.listener === undefined) this.#logs.delete(topic);
     }
-    let kept = false;
-    for (const log of this.#logs.values()) kept ||= log.length > 0;
     if (!kept) this.#stopSweeping();
   };
 

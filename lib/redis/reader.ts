@@ -73,8 +73,7 @@ export class LiveReader {
   noticeEpoch(topic: string, epoch: string): void {
     const followed = this.#followed.get(topic);
     if (followed === undefined || followed.epoch === undefined || followed.epoch === epoch) return;
-    followed.epoch = epoch;
-    followed.cursor = '0-0';
+    readFromStart(followed, epoch);
     this.#changed();
   }
 
@@ -199,8 +198,7 @@ export class LiveReader {
         // A new life of the log, found mid-read: read it again from its start, so that its
         // subscribers get their reset followed by every event of the new life.
         this.#handOver(followed, batch, newest);
-        followed.epoch = epoch;
-        followed.cursor = '0-0';
+        readFromStart(followed, epoch);
         return entries.length;
       }
       followed.epoch = epoch;
@@ -239,10 +237,15 @@ export class LiveReader {
         epoch,
         f.epoch,
       );
-      f.epoch = epoch;
-      f.cursor = '0-0';
+      readFromStart(f, epoch);
     });
   }
+}
+
+/** A new life of a followed log: its ids start again below the cursor, so it is read from its start. */
+function readFromStart(followed: Followed, epoch: string): void {
+  followed.epoch = epoch;
+  followed.cursor = '0-0';
 }
 
 /**
