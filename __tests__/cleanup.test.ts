@@ -272,7 +272,9 @@ describe('clean-up', () => {
         expect(got.headers['content-encoding']).toBe('gzip');
         expect(zlib.gunzipSync(got.body).length).toBeGreaterThanOrEqual(CHUNKS * 64 * 1024);
         expect(gzips).toHaveLength(1);
-        // compression()'s own, and the writer's one
+        // compression() moves 'drain' listeners onto its zlib stream: the writer's one is there while it
+        // waits (at least one wait happened, or this would test nothing), and never one per wait
+        expect(most).toBeGreaterThanOrEqual(1);
         expect(most).toBeLessThanOrEqual(2);
         await new Promise((resolve) => setImmediate(resolve));
         expect(maxListenersWarnings()).toEqual([]);

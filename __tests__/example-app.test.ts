@@ -93,7 +93,14 @@ describe('the example app', () => {
     await abortAfter(port, '/ticks?lastEventId=forgotten0-7', (soFar) => RESET.test(soFar.toString()));
     expect(app.hub.stats().resets['unknown-epoch']).toBe(1);
 
-    await abortAfter(port, '/slow-feed', (soFar) => soFar.toString().split('event: feed').length > 3);
+    let whileReading: unknown;
+    await abortAfter(port, '/slow-feed', (soFar) => {
+      const enough = soFar.toString().split('event: feed').length > 3;
+      if (enough) whileReading = app.stats().liveProducers;
+      return enough;
+    });
+    // counted while the client read, or the release below would prove nothing
+    expect(whileReading).toBe(1);
     await until(
       () => app.stats().liveProducers === 0 && app.sse.size === 0,
       () => `the slow feed to be released: ${JSON.stringify(app.stats())}`,

@@ -58,15 +58,20 @@ nginx.describe(`behind a real nginx${nginx.label}`, () => {
     let proxy: Nginx | undefined;
     const gates: Array<{ promise: Promise<void>; resolve: () => void }> = [];
     const outcomes: StreamOutcome[] = [];
+    /** A gated generator wrote its first part and waits on its gate. */
+    let reachedGate = false;
 
     afterEach(async () => {
       for (const gate of gates.splice(0)) gate.resolve();
+      outcomes.splice(0);
+      reachedGate = false;
       await proxy?.stop();
       proxy = undefined;
       await closeAll();
     });
 
-    async function serveBehindNginx(): Promise<Nginx> {
+    /** The app behind a new nginx: the proxy, and the app's own port for looking past it. */
+    async function serveBehindNginx(): Promise<{ proxy: Nginx; upstreamPort: number }> {
       const gated = (options?: StreamOptions): Handler => {
         return (_req, res) => {
           const gate = deferred();
@@ -75,6 +80,8 @@ nginx.describe(`behind a real nginx${nginx.label}`, () => {
             .stream(
               (async function* () {
                 yield 'first;';
+                // asked for more: the write loop has written the first part
+                reachedGate = true;
                 await gate.promise;
                 yield 'second;';
               })(),
@@ -119,7 +126,7 @@ nginx.describe(`behind a real nginx${nginx.label}`, () => {
         },
       });
       proxy = await startNginx(nginxPath!, app.port, location);
-      return proxy;
+      return { proxy, upstreamPort: app.port };
     }
 
     it.each([
@@ -127,35 +134,43 @@ nginx.describe(`behind a real nginx${nginx.label}`, () => {
       ['res.chunk()', '/chunk', 'first;'],
       ['res.sse()', '/sse', 'data: first\n\n'],
     ])('passes %s on as it is written, not at its end', async (_what, route, first) => {
-      const { port } = await serveBehindNginx();
-      const client = readThrough(port, route);
+      const { proxy, upstreamPort } = await serveBehindNginx();
+      // What tells nginx to pass the body on: the upstream's header (nginx itself never forwards it).
+      const direct = readThrough(upstreamPort, route);
+      await until(() => direct.head() !== '', 'the upstream head');
+      expect(direct.head()).toMatch(/\r\nx-accel-buffering: no\r\n/i);
+      direct.close();
+      const client = readThrough(proxy.port, route);
       // The producer waits on its gate: the first part can only arrive if nginx passed it on.
       await until(
         () => client.body() === first,
         () => `"${first}" through nginx before the end; got ${JSON.stringify(client.body())}`,
       );
-      expect(client.head()).not.toMatch(/x-accel-buffering/i);
-      gates[0]?.resolve();
+      for (const gate of gates) gate.resolve();
       await until(() => client.closed, 'the end');
       expect(client.terminated()).toBe(true);
     });
 
     it(`${holdsBodies ? 'holds' : 'passes on'} a body whose app kept the proxy's buffering (proxyBuffering: true)`, async () => {
-      const { port } = await serveBehindNginx();
-      const client = readThrough(port, '/buffered');
-      await until(() => gates.length === 1, 'the route to run');
+      const { proxy } = await serveBehindNginx();
+      const client = readThrough(proxy.port, '/buffered');
+      await until(() => reachedGate, 'the upstream to write its first part');
       // With its defaults nginx holds the body while it is not over: what X-Accel-Buffering: no prevents.
-      const before = await untilStable(() => client.body(), 'what passed nginx', { quietMs: 300 });
-      expect(before).toBe(holdsBodies ? '' : 'first;');
+      if (holdsBodies) {
+        expect(await untilStable(() => client.body(), 'what passed nginx', { quietMs: 300 })).toBe('');
+      } else {
+        await until(() => client.body() === 'first;', 'the first part through nginx');
+      }
       gates[0]?.resolve();
       await until(() => client.closed, 'the end');
       expect(client.body()).toBe('first;second;');
       expect(client.terminated()).toBe(true);
+      expect(outcomes).toEqual(['finished']);
     });
 
     it('shows a failure after the head to the client as a truncated body, never a clean end', async () => {
-      const { port } = await serveBehindNginx();
-      const client = readThrough(port, '/failing');
+      const { proxy } = await serveBehindNginx();
+      const client = readThrough(proxy.port, '/failing');
       await until(() => client.closed, 'the connection to close', 5000);
       expect(client.head()).toMatch(/^HTTP\/1\.1 200 /);
       expect(client.body()).toBe('partial;');

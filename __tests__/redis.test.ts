@@ -15,7 +15,7 @@ import {
 } from './helpers/redis';
 import { closeAll, httpGet } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
-import { sleep, until } from './helpers/wait';
+import { sleep, until, untilStable } from './helpers/wait';
 
 const redis = requireComponent(`Redis at ${REDIS_URL}`, redisAnswers(), 'REQUIRE_REDIS');
 const redisServerBinary = findRedisServer();
@@ -131,21 +131,28 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     const client = raw(onNode.port, '/feed/t');
     await until(() => node.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
     const admin = ioredisClient();
+    let published = 0;
     const publishing = (async () => {
       for (let i = 1; i <= 200; i++) {
         await io.publish('t', { event: 'msg', data: String(i) });
+        published = i;
         if (i % 20 === 0) await sleep(5);
       }
     })();
     await until(() => dataOf(client).length >= 20, 'some events');
+    let publishedAtFirstKill: number | undefined;
     for (let kill = 0; kill < 3; kill++) {
       const list = String(await admin.call('CLIENT', 'LIST'));
       const ids = [...list.matchAll(/id=(\d+) .*name=express-streaming:live-reader/g)].map((m) => m[1]!);
       for (const readerId of ids) await admin.call('CLIENT', 'KILL', 'ID', readerId);
+      publishedAtFirstKill ??= published;
       await sleep(30);
     }
     await publishing;
-    await until(() => dataOf(client).length === 200, 'every event', 10_000);
+    // the reader must have been killed while events were still being published
+    expect(publishedAtFirstKill).toBeLessThan(200);
+    await until(() => dataOf(client).length >= 200, 'every event', 10_000);
+    await untilStable(() => dataOf(client).length, 'no event after the 200th', { quietMs: 300 });
     expect(dataOf(client)).toEqual(range(1, 200));
     expect(node.stats().store.readerReconnects).toBeGreaterThanOrEqual(1);
   });
@@ -355,11 +362,19 @@ redis.describe(`several server processes on one Redis${redis.label}`, () => {
     })();
     await until(() => source.events.length >= 60, 'the first events, through A');
     a.kill();
+    // the kill must fall inside the run, or the resume on B would have nothing to recover
+    const publishedAtKill = published;
     alive = [b.port];
     await publishing;
-    expect(published).toBe(300);
-    await until(() => source.events.length >= 300, 'every event, after resuming on B', 15_000);
-    await sleep(100);
+    expect(publishedAtKill).toBeLessThan(300);
+    await until(
+      () => source.events.length >= 300,
+      () =>
+        `every event, after resuming on B: ${source.events.length} of 300, last ${source.events.at(-1)?.data}, readyState ${source.source.readyState}`,
+      15_000,
+    );
+    // a late duplicate would still arrive: wait for the count to settle, not a guessed time
+    await untilStable(() => source.events.length, 'no event after the 300th', { quietMs: 300 });
     expect(source.events.map((e) => e.data)).toEqual(range(1, 300));
   });
 

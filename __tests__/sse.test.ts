@@ -371,7 +371,7 @@ describe('sseChannel(options)', () => {
 
     it('sends no heartbeat while events keep the stream busy', async () => {
       const app = await serve(
-        { retryMs: null, heartbeatMs: 100 },
+        { retryMs: null, heartbeatMs: 300 },
         {
           '/': (_req, res) => {
             const stream = res.sse();
@@ -381,8 +381,9 @@ describe('sseChannel(options)', () => {
         },
       );
       const client = raw(app.port, '/');
-      // Four heartbeat intervals of events every 20 ms: a silence of 100 ms never happens.
-      await until(() => client.body.split('data: busy').length > 20, 'twenty events');
+      // Four heartbeat intervals of events every 20 ms: a silence of 300 ms never happens (unless the
+      // machine stalls the event loop for most of that, which the margin leaves room for).
+      await until(() => client.body.split('data: busy').length > 60, 'sixty events');
       expect(client.body).not.toContain(':\n\n');
     });
 
@@ -912,7 +913,8 @@ describe('sseChannel(options)', () => {
       await app.middleware.closeAll({ retryMs: 1000, graceMs: 200 });
       const took = Date.now() - started;
       expect(took).toBeGreaterThanOrEqual(190);
-      expect(took).toBeLessThan(2000);
+      // bounded by graceMs, not by the stalled client (a wide margin: a busy machine is slow, not wrong)
+      expect(took).toBeLessThan(10_000);
       await reading.waitEnded();
       expect(reading.terminated).toBe(true);
       expect(reading.closed).toBe(false);

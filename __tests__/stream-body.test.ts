@@ -21,7 +21,7 @@ import {
 } from '../lib';
 import { abortAfter, closeAll, frameworks, type Handler, httpGet, rawRequest } from './helpers/servers';
 import { endlessTicks } from './helpers/sources';
-import { deferred, sleep, until, untilStable } from './helpers/wait';
+import { afterPendingEvents, deferred, sleep, until, untilStable } from './helpers/wait';
 
 const FILES = path.join(__dirname, 'fixtures', 'files');
 
@@ -566,6 +566,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
   describe('when a source fails while it is released', () => {
     it('survives a Readable whose destroy emits an error (a cursor whose close fails)', async () => {
       const outcomes: StreamOutcome[] = [];
+      let closing = false;
       const app = await serve({
         '/': streams(
           () =>
@@ -577,6 +578,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
                     await sleep(5);
                   }
                 } finally {
+                  closing = true;
                   // biome-ignore lint/correctness/noUnsafeFinally: the adversarial case under test
                   throw new Error('cursor close failed');
                 }
@@ -587,7 +589,8 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         '/ok': streams(() => 'ok'),
       });
       await abortAfter(app.port, '/', (bytes) => bytes.includes('row'));
-      await until(() => outcomes.length === 1, 'the outcome');
+      await until(() => outcomes.length === 1 && closing, 'the outcome and the failing close');
+      await afterPendingEvents();
       expect(outcomes).toEqual(['aborted']);
       // the process is still up and answering
       expect((await rawRequest(app.port, '/ok')).body.toString()).toBe('ok');
@@ -595,24 +598,34 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
 
     it("survives a Readable that emits 'error' just after 'end'", async () => {
       const outcomes: StreamOutcome[] = [];
+      const lateError = deferred();
       const app = await serve({
         '/': streams(() => {
           const stream = new Readable({ read() {} });
           stream.push('all of it');
           stream.push(null);
-          stream.once('end', () => setImmediate(() => stream.emit('error', new Error('late failure'))));
+          stream.once('end', () =>
+            setImmediate(() => {
+              try {
+                stream.emit('error', new Error('late failure'));
+              } finally {
+                lateError.resolve();
+              }
+            }),
+          );
           return stream;
         }, outcomes),
       });
       const got = await httpGet(`${app.url}/`);
       expect(got.complete).toBe(true);
       expect(got.body.toString()).toBe('all of it');
+      await lateError.promise;
       await until(() => outcomes.length === 1, 'the outcome');
-      await sleep(20);
       expect(outcomes).toEqual(['finished']);
     });
 
     it('survives a Readable piped into a function body failing when it is destroyed on abort', async () => {
+      let destroyed = false;
       const app = await serve({
         '/': streams(() => (out: Writable) => {
           const source = new Readable({
@@ -620,6 +633,7 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
               this.push('piped\n');
             },
             destroy(_error, callback) {
+              destroyed = true;
               callback(new Error('close failed'));
             },
           });
@@ -627,22 +641,28 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         }),
       });
       await abortAfter(app.port, '/', (bytes) => bytes.includes('piped'));
+      await until(() => destroyed, 'the piped Readable destroyed');
+      await afterPendingEvents();
       expect((await rawRequest(app.port, '/', { method: 'HEAD' })).statusLine).toMatch(/ 200 /);
     });
 
     it('survives a HEAD request whose unstarted Readable fails as it is disposed of', async () => {
+      let disposed = 0;
       const app = await serve({
         '/': streams(
           () =>
             new Readable({
               read() {},
               destroy(_error, callback) {
+                disposed++;
                 callback(new Error('dispose failed'));
               },
             }),
         ),
       });
       expect((await rawRequest(app.port, '/', { method: 'HEAD' })).statusLine).toMatch(/ 200 /);
+      await until(() => disposed === 1, 'the unstarted Readable disposed of');
+      await afterPendingEvents();
       expect((await rawRequest(app.port, '/', { method: 'HEAD' })).statusLine).toMatch(/ 200 /);
     });
   });
@@ -658,10 +678,9 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         const cursor = slowCursor('{"id":1}\n');
         const app = await serve({ '/': streams(() => wrap(cursor)) });
         await abortAfter(app.port, '/', (bytes) => bytes.includes('id'));
-        const left = Date.now();
-        await until(() => cursor.returnedAt !== undefined, 'the cursor to be returned');
-        // its next() would have taken 3 s
-        expect((cursor.returnedAt ?? 0) - left).toBeLessThan(1000);
+        // its pending next() never answers: waiting for it first would never release the cursor
+        await until(() => cursor.returned !== undefined, 'the cursor to be returned');
+        expect(cursor.returned).toBe('while-pending');
       },
     );
   });
@@ -1097,12 +1116,17 @@ function closableQueue(
 }
 
 /** A database cursor's shape: rows slow to come (3 s after the first), a return(), no close(). */
-function slowCursor(first: string): AsyncIterable<string> & { returnedAt: number | undefined } {
+/**
+ * A cursor whose second `next()` never answers by itself, as a query waiting on a quiet table: only
+ * `return()` ends it. It records whether `return()` came while that `next()` was still pending.
+ */
+function slowCursor(
+  first: string,
+): AsyncIterable<string> & { returned: 'while-pending' | 'after' | undefined } {
   let served = false;
-  let timer: NodeJS.Timeout | undefined;
-  let finish: ((step: IteratorResult<string>) => void) | undefined;
+  let pending: ((step: IteratorResult<string>) => void) | undefined;
   const cursor = {
-    returnedAt: undefined as number | undefined,
+    returned: undefined as 'while-pending' | 'after' | undefined,
     [Symbol.asyncIterator]: () => ({
       next: (): Promise<IteratorResult<string>> => {
         if (!served) {
@@ -1110,14 +1134,13 @@ function slowCursor(first: string): AsyncIterable<string> & { returnedAt: number
           return Promise.resolve({ done: false, value: first });
         }
         return new Promise((resolve) => {
-          finish = resolve;
-          timer = setTimeout(() => resolve({ done: false, value: first }), 3000);
+          pending = resolve;
         });
       },
       return: (): Promise<IteratorResult<string>> => {
-        cursor.returnedAt ??= Date.now();
-        clearTimeout(timer);
-        finish?.({ done: true, value: undefined });
+        cursor.returned ??= pending === undefined ? 'after' : 'while-pending';
+        pending?.({ done: true, value: undefined });
+        pending = undefined;
         return Promise.resolve({ done: true, value: undefined });
       },
     }),

@@ -96,3 +96,9 @@ export function trackTimers(): { live(): number; restore(): void } {
     },
   };
 }
+
+/**
+ * Resolves once what is already queued has run — the `'error'` a destroyed stream emits on the next
+ * tick, say — so that a test asserting "nothing crashed" asserts after the crash would have happened.
+ */
+export const afterPendingEvents = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
