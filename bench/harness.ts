@@ -159,6 +159,72 @@ export function startChild(script: string, args: string[], options: ChildOptions
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** How every server child is started: with gc() exposed, for its heap readings and between phases. */
+export const SERVER_ARGV = ['--expose-gc'];
+
+/** An error's first line, at most 300 characters: what a table's status cell or a log line shows. */
+export const firstLine = (error: unknown) => (error as Error).message.split('\n')[0]!.slice(0, 300);
+
+/**
+ * Polls a server child ('count' replies) until it has opened `n` streams, within `timeLimitMs`; on the
+ * Redis store, until the store has also read each one's starting point (`positioned`), so no event
+ * published afterwards can miss a subscriber. The streams ready by then.
+ */
+export async function untilServerHas(server: Child, n: number, timeLimitMs: number): Promise<number> {
+  const deadline = Date.now() + timeLimitMs;
+  for (;;) {
+    const { opened, positioned } = await server.request({ type: 'count' }, 'count', 5_000);
+    const ready = Math.min(opened as number, (positioned as number | undefined) ?? Number.POSITIVE_INFINITY);
+    if (ready >= n || Date.now() > deadline) return ready;
+    await sleep(50);
+  }
+}
+
+/**
+ * Asks a client child to open `n` more streams to `port` (`parallel` handshakes at a time, within
+ * `timeLimitMs`; the child's defaults otherwise) and throws unless it then has `total` (by default `n`)
+ * heads read and no failure.
+ */
+export async function openClients(
+  client: Child,
+  open: { port: unknown; n: number; parallel?: number; timeLimitMs?: number },
+  timeoutMs: number,
+  total = open.n,
+): Promise<void> {
+  const opened = await client.request({ type: 'open', ...open }, 'opened', timeoutMs);
+  if (opened.headersDone !== total || opened.failures !== 0) {
+    throw new Error(`opened ${opened.headersDone}/${total} streams (${opened.failures} failed)`);
+  }
+}
+
+/**
+ * Warm-up events (JIT, buffers), not measured: `server` publishes `count` events, within `timeLimitMs`,
+ * and `client` must then have them on each of its `streams` streams.
+ */
+export async function warmUp(
+  server: Child,
+  client: Child,
+  streams: number,
+  count: number,
+  timeLimitMs: number,
+): Promise<void> {
+  client.send({ type: 'expect', total: streams * count, tag: 'warm' });
+  await server.request({ type: 'warm', count, timeLimitMs }, 'warmed', timeLimitMs + 5_000);
+  await client.waitFor('reached', timeLimitMs, (m) => m.tag === 'warm');
+}
+
+/** `items` rotated left by `round` places: the order in which rigs take their turn in that round. */
+export function rotate<T>(items: readonly T[], round: number): T[] {
+  const shift = items.length === 0 ? 0 : round % items.length;
+  return [...items.slice(shift), ...items.slice(0, shift)];
+}
+
+/** As untilServerHas, but throws unless all `n` streams are open in time. */
+export async function serverHolds(server: Child, n: number, timeLimitMs: number): Promise<void> {
+  const held = await untilServerHas(server, n, timeLimitMs);
+  if (held < n) throw new Error(`the server opened ${held} of ${n} streams`);
+}
+
 export function log(text: string): void {
   process.stderr.write(`${text}\n`);
 }
@@ -169,12 +235,12 @@ export function median(values: number[]): number {
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
-/** A plain-text table: the first row is the header; numeric-looking cells are right-aligned. */
 /** A table and the notes under it, each followed by a blank line; nothing at all when there are no rows. */
 export function tableWithNotes(rows: string[][], notes: string[]): string[] {
   return rows.length === 0 ? [] : [table(rows), '', ...notes, ''];
 }
 
+/** A plain-text table: the first row is the header; numeric-looking cells are right-aligned. */
 export function table(rows: string[][]): string {
   const widths: number[] = [];
   for (const row of rows) {

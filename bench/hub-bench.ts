@@ -5,10 +5,24 @@
  *   last event), server CPU per delivered event, and publish→receive latency (each event carries its
  *   publish time on CLOCK_MONOTONIC, which server and clients share);
  * - burst: the hub alone, 100 events published in one tick against the same events one per tick;
- * - idle: as many idle hub streams as the descriptor limit allows: heap and RSS per stream, timers,
- *   and the CPU of heartbeats.
+ * - idle: as many idle hub streams as the descriptor limit and local ports allow: heap and RSS per
+ *   stream, timers, and the CPU of heartbeats.
  */
-import { type Child, log, type Message, sleep, startChild, withChildren } from './harness';
+import {
+  type Child,
+  firstLine,
+  log,
+  type Message,
+  openClients,
+  rotate,
+  SERVER_ARGV,
+  serverHolds,
+  sleep,
+  startChild,
+  untilServerHas,
+  warmUp,
+  withChildren,
+} from './harness';
 import type { Variant } from './sse-bench';
 
 export const HUB_VARIANTS: Variant[] = [
@@ -32,6 +46,10 @@ export interface Pace {
 export interface HubPhase {
   ok: boolean;
   reason?: string;
+  /** Events delivered in the phase: clients × events published. */
+  deliveries: number;
+  /** Wall time from the first publish to the last event at the last client. */
+  wallUs: number;
   /** Events delivered (one event to one client counts one) per second of wall time. */
   deliveredPerSec: number;
   /** Server user + system CPU per delivered event. */
@@ -62,31 +80,8 @@ export interface PipelinePhase {
   cpuUsPerPublish: number;
 }
 
-export const SERVER_ARGV = ['--expose-gc'];
-
-/**
- * Polls the server until it has opened `n` streams, within `timeLimitMs`; on the Redis store, until
- * the store has also read each one's starting point (`positioned`), so no event published afterwards
- * can miss a subscriber.
- */
-export async function untilServerHas(server: Child, n: number, timeLimitMs: number): Promise<number> {
-  const deadline = Date.now() + timeLimitMs;
-  for (;;) {
-    const { opened, positioned } = await server.request({ type: 'count' }, 'count', 5_000);
-    const ready = Math.min(opened as number, (positioned as number | undefined) ?? Number.POSITIVE_INFINITY);
-    if (ready >= n || Date.now() > deadline) return ready;
-    await sleep(100);
-  }
-}
-
-export const firstLine = (error: unknown) => (error as Error).message.split('\n')[0]!.slice(0, 300);
-
 /** Every client must have exactly `delivered` events, in the order published, and none may have closed. */
-export function checkClients(
-  status: Message,
-  delivered: number,
-  reason: string | undefined,
-): string | undefined {
+function checkClients(status: Message, delivered: number, reason: string | undefined): string | undefined {
   if (
     status.min === delivered &&
     status.max === delivered &&
@@ -128,46 +123,26 @@ export class HubRig {
     const client = startChild('hub-client.mjs', [], { name: `hub client of ${this.variant}` });
     this.#client = client;
     const { port } = await server.waitFor('listening', 15_000);
-    const opened = await client.request(
-      { type: 'open', port, n: this.clients, parallel: 100, timeLimitMs: 60_000 },
-      'opened',
-      70_000,
-    );
-    if (opened.headersDone !== this.clients || opened.failures !== 0) {
-      throw new Error(`opened ${opened.headersDone}/${this.clients} streams (${opened.failures} failed)`);
-    }
-    const held = await untilServerHas(server, this.clients, 15_000);
-    if (held < this.clients) throw new Error(`the server opened ${held} of ${this.clients} streams`);
-    // Warm-up events (JIT, buffers; the hub's subscribers all live), not measured.
+    await openClients(client, { port, n: this.clients, parallel: 100, timeLimitMs: 60_000 }, 70_000);
+    await serverHolds(server, this.clients, 15_000);
+    // The hub's subscribers all live by the end of the warm-up.
     this.#delivered = options.warmup;
-    client.send({ type: 'expect', total: this.clients * this.#delivered, tag: 'warm' });
-    await server.request({ type: 'warm', count: options.warmup, timeLimitMs: 30_000 }, 'warmed', 35_000);
-    await client.waitFor('reached', 30_000, (m) => m.tag === 'warm');
+    await warmUp(server, client, this.clients, options.warmup, 30_000);
   }
 
   /**
-   * Publishes as `pace` says; measures the server's CPU, the wall time from the first publish to the
-   * last event at the last client, and the latency of every event at every client; checks every socket.
+   * Publishes as `pace` says; measures (measurePhase) the server's CPU, the wall time from the first
+   * publish to the last event at the last client, and the latency of every event at every client;
+   * checks every socket.
    */
   async phase(pace: Pace, timeLimitMs: number): Promise<HubPhase> {
-    const server = this.#server!;
-    const client = this.#client!;
-    const tag = `run${this.#phases++}`;
     this.#delivered += pace.count;
-    client.send({ type: 'expect', total: this.clients * this.#delivered, tag });
-    const [sent, reached] = await Promise.allSettled([
-      server.request({ type: 'run', ...pace, timeLimitMs }, 'sent', timeLimitMs + 5_000),
-      client.waitFor('reached', timeLimitMs + 5_000, (m) => m.tag === tag),
-    ]);
-    let reason: string | undefined;
-    if (sent.status === 'rejected') reason = firstLine(sent.reason);
-    else if (reached.status === 'rejected') reason = firstLine(reached.reason);
-    const cpu = await server.request({ type: 'stop' }, 'cpu', 10_000);
-    // Late or duplicate bytes would show up here: give stragglers a moment, then check every socket.
-    await sleep(reason ? 0 : 30);
-    const status = await client.request({ type: 'status' }, 'status', 10_000);
-    reason = checkClients(status, this.#delivered, reason);
-    return phaseFigures(this.clients * pace.count, [cpu], sent, reached, status, reason);
+    const { phase } = await measurePhase({ publisher: this.#server! }, this.#client!, pace, timeLimitMs, {
+      clients: this.clients,
+      delivered: this.#delivered,
+      tag: `run${this.#phases++}`,
+    });
+    return phase;
   }
 
   /**
@@ -197,7 +172,7 @@ export class HubRig {
     reason = checkClients(status, this.#delivered, reason);
     const result = done.status === 'fulfilled' ? done.value : undefined;
     const wallUs = result ? (result.wallUs as number) : Number.NaN;
-    const cpuUs = result ? (result.userUs as number) + (result.systemUs as number) : Number.NaN;
+    const cpuUs = result ? cpuUsOf(result) : Number.NaN;
     return {
       ok: reason === undefined,
       ...(reason === undefined ? {} : { reason }),
@@ -268,9 +243,7 @@ export async function runHubSuite(
       }
     }
     for (let round = 0; round < options.rounds; round++) {
-      const order = [...rigs.keys()];
-      const shift = round % order.length;
-      for (const variant of [...order.slice(shift), ...order.slice(0, shift)]) {
+      for (const variant of rotate([...rigs.keys()], round)) {
         const result = results.get(variant)!;
         if (result.reason) continue;
         const rig = rigs.get(variant)!;
@@ -375,7 +348,7 @@ async function cpuWindow(server: Child, clients: Child[], windowMs: number) {
   const closed = after.reduce((sum, s) => sum + (s.closed as number), 0);
   if (closed > 0) throw new Error(`${closed} streams closed while idle`);
   return {
-    cpuUs: (cpu.userUs as number) + (cpu.systemUs as number),
+    cpuUs: cpuUsOf(cpu),
     wallUs: cpu.wallUs as number,
     gcUs: cpu.gcUs as number,
     bytes: after.reduce((sum, s) => sum + (s.bytes as number), 0),
@@ -461,11 +434,49 @@ export async function runIdle(
 
 type Settled = PromiseSettledResult<Message>;
 
+/** A server's user + system CPU, in µs, from its 'cpu', 'window' or 'pipelined' reply. */
+export const cpuUsOf = (reply: Message) => (reply.userUs as number) + (reply.systemUs as number);
+
+/**
+ * One measured phase of a rig, the same for HubRig and RedisPairRig: `publisher` publishes as `pace`
+ * says while every one of `followers` (told 'begin' first) fans out what reaches it; every server's
+ * CPU from the first publish until the last client has the last event (each client must then have
+ * `expect.delivered` events in all), the latency of every event at every client; every socket checked.
+ * Also gives each server's 'cpu' reply, the publisher's first.
+ */
+export async function measurePhase(
+  servers: { publisher: Child; followers?: readonly Child[] },
+  client: Child,
+  pace: Pace,
+  timeLimitMs: number,
+  expect: { clients: number; delivered: number; tag: string },
+): Promise<{ phase: HubPhase; cpus: Message[] }> {
+  const { publisher, followers = [] } = servers;
+  const { clients, delivered, tag } = expect;
+  client.send({ type: 'expect', total: clients * delivered, tag });
+  for (const follower of followers) await follower.request({ type: 'begin' }, 'begun', 10_000);
+  const [sent, reached] = await Promise.allSettled([
+    publisher.request({ type: 'run', ...pace, timeLimitMs }, 'sent', timeLimitMs + 5_000),
+    client.waitFor('reached', timeLimitMs + 5_000, (m) => m.tag === tag),
+  ]);
+  let reason: string | undefined;
+  if (sent.status === 'rejected') reason = firstLine(sent.reason);
+  else if (reached.status === 'rejected') reason = firstLine(reached.reason);
+  const cpus = await Promise.all(
+    [publisher, ...followers].map((server) => server.request({ type: 'stop' }, 'cpu', 10_000)),
+  );
+  // Late or duplicate bytes would show up here: give stragglers a moment, then check every socket.
+  await sleep(reason ? 0 : 30);
+  const status = await client.request({ type: 'status' }, 'status', 10_000);
+  reason = checkClients(status, delivered, reason);
+  return { phase: phaseFigures(clients * pace.count, cpus, sent, reached, status, reason), cpus };
+}
+
 /**
  * A phase's figures from what the server(s) and the client reported: delivered events/s from the first
  * publish to the last event at the last client, CPU of every server per delivered event, latency, bytes.
  */
-export function phaseFigures(
+function phaseFigures(
   deliveries: number,
   cpus: readonly Message[],
   sent: Settled,
@@ -473,8 +484,8 @@ export function phaseFigures(
   status: Message,
   reason: string | undefined,
 ): HubPhase {
-  const sum = (pick: (cpu: Message) => number) => cpus.reduce((total, cpu) => total + pick(cpu), 0);
-  const cpuUs = sum((cpu) => (cpu.userUs as number) + (cpu.systemUs as number));
+  const sum = (value: (cpu: Message) => number) => cpus.reduce((total, cpu) => total + value(cpu), 0);
+  const cpuUs = sum(cpuUsOf);
   const wallUs =
     sent.status === 'fulfilled' && reached.status === 'fulfilled'
       ? (reached.value.atUs as number) - (sent.value.startedUs as number)
@@ -482,6 +493,8 @@ export function phaseFigures(
   return {
     ok: reason === undefined,
     ...(reason === undefined ? {} : { reason }),
+    deliveries,
+    wallUs,
     deliveredPerSec: deliveries / (wallUs / 1e6),
     cpuUsPerEvent: cpuUs / deliveries,
     busy: cpuUs / wallUs,

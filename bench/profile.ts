@@ -11,9 +11,9 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { log, median, table } from './harness';
+import { firstLine, log, median, table } from './harness';
 import { HubRig } from './hub-bench';
-import { REDIS_URL, RedisPairRig, RedisProbe, runPrefix } from './redis-bench';
+import { REDIS_URL, RedisPairRig, RedisProbe, redisEnv, runPrefix } from './redis-bench';
 import { runBroadcast } from './sse-bench';
 import { runThroughput, summary } from './stream-bench';
 
@@ -168,7 +168,7 @@ async function profilePair(prefix: string, clients: number, events: number, phas
       );
     }
   } catch (error) {
-    log(`redis pair: FAILED (${(error as Error).message.split('\n')[0]})`);
+    log(`redis pair: FAILED (${firstLine(error)})`);
   } finally {
     rig.close();
   }
@@ -185,7 +185,7 @@ async function profilePublisher(
   const file = path.join(OUT_DIR, `redis-publish-${variant}.cpuprofile`);
   const rig = new HubRig(variant, 2);
   try {
-    await rig.open({ warmup: 200, profileFile: file, env: { REDIS_URL, BENCH_REDIS_PREFIX: prefix } });
+    await rig.open({ warmup: 200, profileFile: file, env: redisEnv(prefix) });
     const cpu: number[] = [];
     for (let i = 0; i < phases; i++) {
       const phase = await rig.pipeline(count, window, 30_000);
@@ -197,7 +197,7 @@ async function profilePublisher(
       `\n== Publishing, ${variant}, ${window} in flight, ${phases} × ${count} publishes (${median(cpu).toFixed(1)} µs/publish while profiled)\n${summarise(file)}\n`,
     );
   } catch (error) {
-    log(`publish ${variant}: FAILED (${(error as Error).message.split('\n')[0]})`);
+    log(`publish ${variant}: FAILED (${firstLine(error)})`);
   } finally {
     rig.close();
   }
@@ -223,7 +223,7 @@ async function profileHub(
     await rig.dumpProfile();
     return median(cpu);
   } catch (error) {
-    log(`hub ${variant}: FAILED (${(error as Error).message.split('\n')[0]})`);
+    log(`hub ${variant}: FAILED (${firstLine(error)})`);
     return undefined;
   } finally {
     rig.close();

@@ -11,27 +11,40 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { type Child, log, sleep, startChild } from './harness';
+import { keysOf } from '../lib/redis/entries';
 import {
-  checkClients,
+  type Child,
   firstLine,
+  log,
+  openClients,
+  rotate,
+  SERVER_ARGV,
+  startChild,
+  untilServerHas,
+  warmUp,
+} from './harness';
+import {
+  cpuUsOf,
   type HubPhase,
   HubRig,
   type HubSuiteOptions,
+  measurePhase,
   type Pace,
   type PipelinePhase,
-  phaseFigures,
-  SERVER_ARGV,
-  untilServerHas,
 } from './hub-bench';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-/** The topic every server child uses (children/hub-server.mjs). */
+/** The topic of the Redis variants' server children, passed to them as BENCH_TOPIC (redisEnv). */
 const TOPIC = 'bench';
 
 /** A key prefix of this run alone: `{<prefix>:bench}:meta` and `…:log`. */
 export function runPrefix(): string {
   return `esbench${randomBytes(6).toString('hex')}`;
+}
+
+/** What a server child on the Redis store needs: the Redis, the run's key prefix and the topic. */
+export function redisEnv(prefix: string): Record<string, string> {
+  return { REDIS_URL, BENCH_REDIS_PREFIX: prefix, BENCH_TOPIC: TOPIC };
 }
 
 /** This process's own connection to the Redis: its CPU counters, and the run's keys deleted at the end. */
@@ -75,7 +88,10 @@ export class RedisProbe {
 
   /** Deletes the run's keys (a topic's meta hash and log per prefix), and nothing else. */
   async forget(prefixes: readonly string[]): Promise<void> {
-    const keys = prefixes.flatMap((prefix) => [`{${prefix}:${TOPIC}}:meta`, `{${prefix}:${TOPIC}}:log`]);
+    const keys = prefixes.flatMap((prefix) => {
+      const { meta, log } = keysOf(prefix, TOPIC);
+      return [meta, log];
+    });
     if (keys.length > 0) await this.#client.del(...keys);
   }
 
@@ -86,11 +102,8 @@ export class RedisProbe {
 
 /** A phase of one variant, with Redis's CPU over it and, for the two-process rig, each process's share. */
 export interface RedisPhase extends HubPhase {
-  /** Events published in the phase, and clients × events delivered. */
+  /** Events published in the phase. */
   publishes: number;
-  deliveries: number;
-  /** Wall time from the first publish to the last event at the last client. */
-  wallUs: number;
   /** Redis's CPU (the whole server) over the phase. */
   redisUs: number;
   /** Each server's CPU per delivered event (the two-process rig only; each holds half the clients). */
@@ -122,7 +135,7 @@ export class RedisPairRig {
     warmup: number;
     profileFiles?: { publisher: string; follower: string };
   }): Promise<void> {
-    const env = { REDIS_URL, BENCH_REDIS_PREFIX: this.#prefix };
+    const env = redisEnv(this.#prefix);
     // 'burst' mode: the broadcast server that also counts its socket writes
     const server = (variant: string, profile: string | undefined) =>
       startChild('hub-server.mjs', [variant, 'burst'], {
@@ -148,14 +161,7 @@ export class RedisPairRig {
     let expected = 0;
     for (const [, port, n] of shares) {
       expected += n;
-      const opened = await client.request(
-        { type: 'open', port, n, parallel: 100, timeLimitMs: 60_000 },
-        'opened',
-        70_000,
-      );
-      if (opened.headersDone !== expected || opened.failures !== 0) {
-        throw new Error(`opened ${opened.headersDone}/${expected} streams (${opened.failures} failed)`);
-      }
+      await openClients(client, { port, n, parallel: 100, timeLimitMs: 60_000 }, 70_000, expected);
     }
     // Every subscriber positioned by its store (a Redis round trip each) before the first event.
     for (const [server, , n] of shares) {
@@ -164,43 +170,27 @@ export class RedisPairRig {
     }
     // Warm-up events, not measured: JIT, both live readers running, every subscriber live.
     this.#delivered = options.warmup;
-    client.send({ type: 'expect', total: this.clients * this.#delivered, tag: 'warm' });
-    await publisher.request({ type: 'warm', count: options.warmup, timeLimitMs: 30_000 }, 'warmed', 35_000);
-    await client.waitFor('reached', 30_000, (m) => m.tag === 'warm');
+    await warmUp(publisher, client, this.clients, options.warmup, 30_000);
   }
 
   /**
-   * As HubRig.phase: the publisher publishes as `pace` says; both servers' CPU from the first
-   * publish until the last client has the last event; every socket checked.
+   * As HubRig.phase (measurePhase): the publisher publishes as `pace` says; both servers' CPU from the
+   * first publish until the last client has the last event, summed and each one's share; every socket
+   * checked.
    */
   async phase(pace: Pace, timeLimitMs: number): Promise<HubPhase & Partial<RedisPhase>> {
-    const publisher = this.#publisher!;
-    const follower = this.#follower!;
-    const client = this.#client!;
-    const tag = `run${this.#phases++}`;
     this.#delivered += pace.count;
-    client.send({ type: 'expect', total: this.clients * this.#delivered, tag });
-    await follower.request({ type: 'begin' }, 'begun', 10_000);
-    const [sent, reached] = await Promise.allSettled([
-      publisher.request({ type: 'run', ...pace, timeLimitMs }, 'sent', timeLimitMs + 5_000),
-      client.waitFor('reached', timeLimitMs + 5_000, (m) => m.tag === tag),
-    ]);
-    let reason: string | undefined;
-    if (sent.status === 'rejected') reason = firstLine(sent.reason);
-    else if (reached.status === 'rejected') reason = firstLine(reached.reason);
-    const [cpuA, cpuB] = await Promise.all([
-      publisher.request({ type: 'stop' }, 'cpu', 10_000),
-      follower.request({ type: 'stop' }, 'cpu', 10_000),
-    ]);
-    await sleep(reason ? 0 : 30);
-    const status = await client.request({ type: 'status' }, 'status', 10_000);
-    reason = checkClients(status, this.#delivered, reason);
-    const deliveries = this.clients * pace.count;
-    const usOf = (cpu: typeof cpuA) => (cpu.userUs as number) + (cpu.systemUs as number);
+    const { phase, cpus } = await measurePhase(
+      { publisher: this.#publisher!, followers: [this.#follower!] },
+      this.#client!,
+      pace,
+      timeLimitMs,
+      { clients: this.clients, delivered: this.#delivered, tag: `run${this.#phases++}` },
+    );
     return {
-      ...phaseFigures(deliveries, [cpuA, cpuB], sent, reached, status, reason),
-      publisherUsPerEvent: usOf(cpuA) / deliveries,
-      followerUsPerEvent: usOf(cpuB) / deliveries,
+      ...phase,
+      publisherUsPerEvent: cpuUsOf(cpus[0]!) / phase.deliveries,
+      followerUsPerEvent: cpuUsOf(cpus[1]!) / phase.deliveries,
     };
   }
 
@@ -285,14 +275,7 @@ export async function runRedisBroadcast(
         const rig = rigs.get(variant)!;
         const run = async (pace: Pace): Promise<RedisPhase> => {
           const { phase, redisUs } = await withRedisCpu(probe, () => rig.phase(pace, options.timeLimitMs));
-          const deliveries = clients * pace.count;
-          return {
-            ...phase,
-            publishes: pace.count,
-            deliveries,
-            wallUs: (deliveries / phase.deliveredPerSec) * 1e6,
-            redisUs,
-          };
+          return { ...phase, publishes: pace.count, redisUs };
         };
         const fast = await run({ count: options.events });
         result.throughput.push(fast);
@@ -366,8 +349,7 @@ export async function runPipelining(
       const rig = new HubRig(id, options.subscribers);
       rigs.set(id, rig);
       try {
-        const env: Record<string, string> =
-          id === 'hub' ? {} : { REDIS_URL, BENCH_REDIS_PREFIX: prefixes[id]! };
+        const env = id === 'hub' ? {} : redisEnv(prefixes[id]!);
         await rig.open({ warmup: options.warmup, env });
       } catch (error) {
         rig.close();
@@ -377,8 +359,7 @@ export async function runPipelining(
     }
     const ids = [...rigs.keys()];
     for (let round = 0; round < options.rounds; round++) {
-      const shift = round % ids.length;
-      for (const id of [...ids.slice(shift), ...ids.slice(0, shift)]) {
+      for (const id of rotate(ids, round)) {
         const result = results.get(id)!;
         const windows = round % 2 === 0 ? options.windows : [...options.windows].reverse();
         for (const window of windows) {

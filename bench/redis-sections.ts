@@ -3,20 +3,15 @@
  * and keeps their tables here, so that run.ts can print whatever is done — also when the watchdog
  * stops the run half-way.
  */
+import { fixed, medianOf, okPhases, pick, roundRatios, spread, thousands, times } from './format';
 import { log, tableWithNotes } from './harness';
 import {
   type BroadcastSetup,
   broadcastRatios,
   latencyRow,
   logBroadcast,
-  medianOf,
-  okPhases,
-  pick,
-  roundRatios,
-  spread,
-  thousands,
+  type SectionConfig,
   throughputCells,
-  times,
   verdict,
 } from './hub-sections';
 import {
@@ -46,11 +41,8 @@ const pipelineRows: string[][] = [];
 const goalLines: string[] = [];
 const notes: string[] = [];
 
-const fixed = (value: number | undefined, digits: number) =>
-  value === undefined || !Number.isFinite(value) ? '—' : value.toFixed(digits);
-
 /** Section `redis`: the hub across two processes on one Redis against the in-process hub; pipelining. */
-export async function redisSection({ scale }: { scale: number }): Promise<void> {
+export async function redisSection({ scale }: SectionConfig): Promise<void> {
   const probe = await RedisProbe.connect(REDIS_URL);
   if (typeof probe === 'string') {
     log(`Redis store: skipped (${probe})`);
@@ -182,7 +174,7 @@ function addBroadcastRows(
     result === base ? '—' : fixed(medianOf(redisOver.map((r) => r.perEvent)), 3),
     result.ok ? 'ok: every client got every event, in order' : `FAILED: ${result.reason}`,
   ]);
-  latencyRows.push(latencyRow(label, result, ratios.p99, ratios.loaded, setup));
+  latencyRows.push(latencyRow(label, result, ratios, setup));
 }
 
 async function pipelinePart(

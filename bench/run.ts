@@ -10,7 +10,8 @@
  * 4. Hub broadcast (hub-sections.ts): createHub() fan-out to 1,000 and 5,000 clients against the raw
  *    loop, better-sse and sse-channel: delivered events/s, CPU per delivered event, p99 latency.
  * 5. Hub burst: 100 events published in one tick against one per tick (CPU, socket writes).
- * 6. Idle hub streams, as many as the descriptor limit allows: heap, RSS, timers, heartbeat CPU.
+ * 6. Idle hub streams, as many as the descriptor limit and local ports allow (up to 20,000): heap, RSS,
+ *    timers, heartbeat CPU; skipped with a note below 2,100 descriptors.
  * 7. Redis store (redis-sections.ts): 1,000 clients split between two server processes on one Redis
  *    (ioredis and node-redis) against the in-process hub: delivered events/s, server and Redis CPU per
  *    delivered event, p99 latency; and publishes/s with 1, 16 and 128 publishes in flight. Needs a Redis
@@ -23,7 +24,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
-import { BENCH_DIR, killAll, log, median, tableWithNotes, unavailable } from './harness';
+import { fixed, medianOf, okPhases, roundRatios, signed, spread, times } from './format';
+import { BENCH_DIR, killAll, log, tableWithNotes, unavailable } from './harness';
 import { burstSection, hubReport, hubSection, idleSection } from './hub-sections';
 import { redisReport, redisSection } from './redis-sections';
 import { MEMORY_VARIANTS, type MemoryResult, runBroadcastSuite, runMemory, SSE_VARIANTS } from './sse-bench';
@@ -62,11 +64,7 @@ function ensureBuilt(): void {
   execFileSync('npx', ['tsup'], { cwd: `${BENCH_DIR}..`, stdio: 'inherit' });
 }
 
-const fixed = (value: number | undefined, digits: number) =>
-  value === undefined ? '—' : value.toFixed(digits);
 const bytes = (value: number | undefined) => (value === undefined ? '—' : `${Math.round(value)}`);
-const signed = (value: number | undefined) =>
-  value === undefined ? '—' : `${value >= 0 ? '+' : ''}${Math.round(value)}`;
 
 const sseRows: string[][] = [];
 const memoryRows: string[][] = [];
@@ -115,35 +113,25 @@ async function sseSection(): Promise<void> {
         ]);
         continue;
       }
-      const phases = result.phases.filter((phase) => phase.ok);
-      const cpu = phases.length > 0 ? median(phases.map((p) => p.cpuUsPerEvent)) : undefined;
-      const user = phases.length > 0 ? median(phases.map((p) => p.userUsPerEvent)) : undefined;
+      const phases = okPhases(result.phases);
+      const cpu = medianOf(phases.map((p) => p.cpuUsPerEvent));
+      const user = medianOf(phases.map((p) => p.userUsPerEvent));
       // Each round against the baseline's phase of the same round.
-      const roundRatios: number[] = [];
-      const userRatios: number[] = [];
-      if (baseOk && result.ok) {
-        result.phases.forEach((phase, i) => {
-          const basePhase = base.phases[i]!;
-          roundRatios.push(phase.cpuUsPerEvent / basePhase.cpuUsPerEvent);
-          userRatios.push(phase.userUsPerEvent / basePhase.userUsPerEvent);
-        });
-      }
-      const spread =
-        roundRatios.length > 0
-          ? `${Math.min(...roundRatios).toFixed(2)}–${Math.max(...roundRatios).toFixed(2)}`
-          : '—';
+      const compared = baseOk && result.ok;
+      const cpuRatios = compared ? roundRatios(result.phases, base.phases, (p) => p.cpuUsPerEvent) : [];
+      const userRatios = compared ? roundRatios(result.phases, base.phases, (p) => p.userUsPerEvent) : [];
       log(
-        `  ${variant.label}: ${result.ok ? `${fixed(cpu, 2)} µs/event, ${roundRatios.length > 0 ? `${median(roundRatios).toFixed(2)}×` : '—'}` : `FAILED (${result.reason})`}`,
+        `  ${variant.label}: ${result.ok ? `${fixed(cpu, 2)} µs/event, ${times(medianOf(cpuRatios))}` : `FAILED (${result.reason})`}`,
       );
       sseRows.push([
         variant.label,
         `${clients}`,
         `${rounds}×${events}`,
         fixed(cpu, 2),
-        roundRatios.length > 0 ? `${median(roundRatios).toFixed(2)}×` : '—',
-        spread,
+        times(medianOf(cpuRatios)),
+        spread(cpuRatios),
         fixed(user, 2),
-        userRatios.length > 0 ? `${median(userRatios).toFixed(2)}×` : '—',
+        times(medianOf(userRatios)),
         result.ok ? 'ok: every client got every event' : `FAILED: ${result.reason}`,
       ]);
     }
@@ -228,24 +216,20 @@ async function streamSection(): Promise<void> {
   for (const variant of STREAM_VARIANTS) {
     const result = results.get(variant.id)!;
     const { mbPerSec, cpuUsPerMiB } = summary(result);
-    const speed: number[] = [];
-    const cpu: number[] = [];
-    if (result.ok && base?.ok) {
-      result.transfers.forEach((t, i) => {
-        speed.push(t.mbPerSec / base.transfers[i]!.mbPerSec);
-        cpu.push(t.cpuUsPerMiB / base.transfers[i]!.cpuUsPerMiB);
-      });
-    }
+    // Each round against pipe's transfer of the same round.
+    const compared = result.ok && base?.ok;
+    const speed = compared ? roundRatios(result.transfers, base.transfers, (t) => t.mbPerSec) : [];
+    const cpu = compared ? roundRatios(result.transfers, base.transfers, (t) => t.cpuUsPerMiB) : [];
     log(
       `  ${variant.label}: ${result.ok ? `${fixed(mbPerSec, 0)} MB/s, ${fixed(cpuUsPerMiB, 0)} µs/MiB` : 'FAILED'}`,
     );
     streamRows.push([
       variant.label,
       fixed(mbPerSec, 0),
-      speed.length > 0 ? `${median(speed).toFixed(2)}×` : '—',
+      times(medianOf(speed)),
       fixed(cpuUsPerMiB, 0),
-      cpu.length > 0 ? `${median(cpu).toFixed(2)}×` : '—',
-      cpu.length > 0 ? `${Math.min(...cpu).toFixed(2)}–${Math.max(...cpu).toFixed(2)}` : '—',
+      times(medianOf(cpu)),
+      spread(cpu),
       result.ok ? 'ok: every byte arrived' : `FAILED: ${result.reason}`,
     ]);
   }

@@ -3,7 +3,19 @@
  * - broadcast: N clients, M events of ~100 bytes, server CPU per delivered event;
  * - memory: K idle streams, server heap growth per stream.
  */
-import { type Child, log, sleep, startChild, withChildren } from './harness';
+import {
+  type Child,
+  firstLine,
+  log,
+  openClients,
+  rotate,
+  SERVER_ARGV,
+  serverHolds,
+  sleep,
+  startChild,
+  warmUp,
+  withChildren,
+} from './harness';
 
 export interface Variant {
   id: string;
@@ -40,19 +52,6 @@ export interface Phase {
   wallMs: number;
 }
 
-const SERVER_ARGV = ['--expose-gc'];
-
-/** Polls the server until it has opened `n` streams, within `timeLimitMs`. */
-async function untilServerHas(server: Child, n: number, timeLimitMs: number) {
-  const deadline = Date.now() + timeLimitMs;
-  for (;;) {
-    const { opened } = await server.request({ type: 'count' }, 'count', 5_000);
-    if ((opened as number) >= n) return;
-    if (Date.now() > deadline) throw new Error(`the server opened ${opened} of ${n} streams`);
-    await sleep(50);
-  }
-}
-
 /**
  * One variant's server child holding `clients` streams from one client child, ready to broadcast
  * measured phases. Idle between phases, so several can be held at once and measured in turn.
@@ -82,16 +81,10 @@ export class BroadcastRig {
     const client = startChild('sse-client.mjs', [], { name: `client of ${this.variant}` });
     this.#client = client;
     const { port } = await server.waitFor('listening', 15_000);
-    const opened = await client.request({ type: 'open', port, n: this.clients }, 'opened', 40_000);
-    if (opened.headersDone !== this.clients || opened.failures !== 0) {
-      throw new Error(`opened ${opened.headersDone}/${this.clients} streams (${opened.failures} failed)`);
-    }
-    await untilServerHas(server, this.clients, 10_000);
-    // Warm-up events (JIT, buffers), not measured.
+    await openClients(client, { port, n: this.clients }, 40_000);
+    await serverHolds(server, this.clients, 10_000);
     this.#delivered = options.warmup;
-    client.send({ type: 'expect', total: this.clients * this.#delivered, tag: 'warm' });
-    await server.request({ type: 'warm', count: options.warmup, timeLimitMs: 20_000 }, 'warmed', 25_000);
-    await client.waitFor('reached', 20_000, (m) => m.tag === 'warm');
+    await warmUp(server, client, this.clients, options.warmup, 20_000);
   }
 
   /** Broadcasts `events` events, measures the server's CPU until the last client got the last one, checks every socket. */
@@ -164,7 +157,7 @@ export async function runBroadcast(
     result.ok = true;
     return result;
   } catch (error) {
-    result.reason = (error as Error).message.split('\n')[0]!.slice(0, 300);
+    result.reason = firstLine(error);
     return result;
   } finally {
     rig.close();
@@ -194,14 +187,12 @@ export async function runBroadcastSuite(
         rigs.set(variant, rig);
       } catch (error) {
         rig.close();
-        result.reason = `setup: ${(error as Error).message.split('\n')[0]!.slice(0, 300)}`;
+        result.reason = `setup: ${firstLine(error)}`;
         log(`  ${variant}: ${result.reason}`);
       }
     }
     for (let round = 0; round < options.rounds; round++) {
-      const order = [...rigs.keys()];
-      const rotated = [...order.slice(round % order.length), ...order.slice(0, round % order.length)];
-      for (const variant of rotated) {
+      for (const variant of rotate([...rigs.keys()], round)) {
         const result = results.get(variant)!;
         if (result.reason) continue;
         const phase = await rigs.get(variant)!.phase(events, options.timeLimitMs);
@@ -243,14 +234,14 @@ export async function runMemory(variant: string, streams: number, warm: number):
       const warmed = await client.request({ type: 'open', port, n: warm }, 'opened', 30_000);
       if (warmed.headersDone !== warm)
         throw new Error(`opened ${warmed.headersDone}/${warm} warm-up streams`);
-      await untilServerHas(server, warm, 10_000);
+      await serverHolds(server, warm, 10_000);
       await sleep(200);
       const before = await server.request({ type: 'heap' }, 'heap', 20_000);
       const opened = await client.request({ type: 'open', port, n: streams }, 'opened', 60_000);
       if ((opened.headersDone as number) !== warm + streams || opened.failures !== 0) {
         throw new Error(`opened ${(opened.headersDone as number) - warm}/${streams} streams`);
       }
-      await untilServerHas(server, warm + streams, 10_000);
+      await serverHolds(server, warm + streams, 10_000);
       await sleep(200);
       const after = await server.request({ type: 'heap' }, 'heap', 20_000);
       const status = await client.request({ type: 'status' }, 'status', 10_000);
@@ -261,7 +252,7 @@ export async function runMemory(variant: string, streams: number, warm: number):
       return result;
     });
   } catch (error) {
-    result.reason = (error as Error).message.split('\n')[0]!.slice(0, 300);
+    result.reason = firstLine(error);
     log(`  ${variant}: ${result.reason}`);
     return result;
   }

@@ -2,7 +2,7 @@
  * res.stream throughput: one client pulls `bytes` from an async generator of 64 KiB Buffers over
  * loopback; MB/s seen by the client and server CPU per MiB.
  */
-import { type Child, log, median, startChild } from './harness';
+import { type Child, firstLine, log, median, rotate, startChild } from './harness';
 
 export const STREAM_VARIANTS = [
   { id: 'es-stream', label: 'express-streaming res.stream(gen)' },
@@ -99,7 +99,7 @@ export async function runThroughput(
     result.ok = true;
     return result;
   } catch (error) {
-    result.reason = (error as Error).message.split('\n')[0]!.slice(0, 300);
+    result.reason = firstLine(error);
     return result;
   } finally {
     rig.close();
@@ -129,13 +129,11 @@ export async function runThroughputSuite(
         const warm = await rig.get(bytes, timeLimitMs);
         if (!warm.ok) result.reason = `warm-up: ${warm.reason}`;
       } catch (error) {
-        result.reason = `setup: ${(error as Error).message.split('\n')[0]!.slice(0, 300)}`;
+        result.reason = `setup: ${firstLine(error)}`;
       }
     }
     for (let round = 0; round < rounds; round++) {
-      const order = [...rigs.keys()];
-      const shift = round % order.length;
-      for (const variant of [...order.slice(shift), ...order.slice(0, shift)]) {
+      for (const variant of rotate([...rigs.keys()], round)) {
         const result = results.get(variant)!;
         if (result.reason) continue;
         try {
@@ -143,7 +141,7 @@ export async function runThroughputSuite(
           result.transfers.push(transfer);
           if (!transfer.ok) result.reason = `round ${round + 1}: ${transfer.reason}`;
         } catch (error) {
-          result.reason = `round ${round + 1}: ${(error as Error).message.split('\n')[0]!.slice(0, 300)}`;
+          result.reason = `round ${round + 1}: ${firstLine(error)}`;
         }
       }
     }

@@ -1,8 +1,24 @@
 // What the children share: the servers' variant, listening, gc, drain waits and the CPU profile that
 // bench/profile.ts asks for (BENCH_CPU_PROFILE=file) through node:inspector; the clients' bounded
-// opening of sockets and their per-socket counts.
+// opening of sockets and their per-socket counts; the wire protocol's head and publish stamps.
 import { writeFileSync } from 'node:fs';
 import net from 'node:net';
+
+/** The SSE response head the hand-written variants (and Express alone) write. */
+export const SSE_HEADERS = {
+  'Content-Type': 'text/event-stream; charset=utf-8',
+  'Cache-Control': 'no-cache, no-transform',
+  Connection: 'keep-alive',
+};
+
+/** Digits of the publish stamp in µs after an event's '#': 15 stay below 2^53, cover 30 years of uptime. */
+export const STAMP_DIGITS = 15;
+
+/** µs on CLOCK_MONOTONIC, the clock every process of the machine shares (no BigInt per event). */
+export function nowUs() {
+  const [s, ns] = process.hrtime();
+  return s * 1e6 + Math.floor(ns / 1000);
+}
 
 /** Makes the named variant (exits with a message for an unknown one). */
 export async function makeVariant(variants, variant) {
@@ -103,6 +119,13 @@ export function openSseSocket(port, tally, onBody, readBuffer) {
     if (inHead) finish(false);
   });
   return { socket, ready };
+}
+
+/** A copy of the typed array `array` with `by` more (zeroed) elements. */
+export function grow(array, by) {
+  const grown = new array.constructor(array.length + by);
+  grown.set(array);
+  return grown;
 }
 
 /** The fewest and the most events any one client counted. */

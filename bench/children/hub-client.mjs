@@ -4,11 +4,10 @@
 // which the server child shares, so receive − publish is the event's latency; stamps also tell the
 // order (strictly increasing as published). Driven by IPC; `open` may be sent again, for another port.
 import { createHistogram } from 'node:perf_hooks';
-import { minMax, openBounded, openSseSocket } from './common.mjs';
+import { grow, minMax, nowUs, openBounded, openSseSocket, STAMP_DIGITS } from './common.mjs';
 
 const HASH = 0x23;
 const ZERO = 0x30;
-const STAMP_DIGITS = 15;
 const sockets = [];
 let counts = new Int32Array(0);
 /** Per socket, a stamp cut by a chunk boundary: digits still to read, and the value so far. */
@@ -31,11 +30,6 @@ let bytes = 0;
 let latency = createHistogram();
 /** Voluntary context switches at the start of the phase: each is a sleep the next write had to end. */
 let switches0 = 0;
-
-function nowUs() {
-  const [s, ns] = process.hrtime();
-  return s * 1e6 + Math.floor(ns / 1000);
-}
 
 function reached() {
   if (total >= target) {
@@ -108,12 +102,6 @@ function openOne(port, index) {
   );
   sockets[index] = socket;
   return ready;
-}
-
-function grow(array, by) {
-  const grown = new array.constructor(array.length + by);
-  grown.set(array);
-  return grown;
 }
 
 /** Opens `n` sockets, at most `parallel` handshakes at a time, within `timeLimitMs`. */

@@ -1,7 +1,7 @@
 // Hub benchmark server child: `node --expose-gc hub-server.mjs <variant> <mode> [heartbeatMs]`.
 // Variants: raw-http (the baseline), hub (createHub + sseChannel on Express 5), better-sse, sse-channel,
 // express-alone (Express 5 holding responses open, the memory host of the idle section), redis-ioredis and
-// redis-node-redis (the hub on the Redis store, REDIS_URL, keys under BENCH_REDIS_PREFIX).
+// redis-node-redis (the hub on the Redis store, REDIS_URL, keys under BENCH_REDIS_PREFIX, topic BENCH_TOPIC).
 // Modes: broadcast (publishes when told by IPC and reports its CPU), burst (the same, counting socket
 // writes), idle (holds streams; reports heap, RSS, timers and CPU over a window). Outside idle mode,
 // 'begin' starts the CPU count of a server that only fans out what another process publishes, and
@@ -19,19 +19,17 @@ import {
   listenForBench,
   makeVariant,
   memoryAfterGc,
+  nowUs,
+  SSE_HEADERS,
+  STAMP_DIGITS,
 } from './common.mjs';
 
 const [variant, mode = 'broadcast', heartbeatArg] = process.argv.slice(2);
 const heartbeatMs = heartbeatArg === undefined ? undefined : Number(heartbeatArg);
 const keepResponses = mode !== 'idle';
-const SSE_HEADERS = {
-  'Content-Type': 'text/event-stream; charset=utf-8',
-  'Cache-Control': 'no-cache, no-transform',
-  Connection: 'keep-alive',
-};
-const TOPIC = 'bench';
-/** Digits of the publish stamp in µs: 15 stay below 2^53 and cover 30 years of uptime. */
-const STAMP_DIGITS = 15;
+// The topic every stream subscribes to: for the Redis variants, the parent's (BENCH_TOPIC, set by redisEnv in
+// redis-bench.ts), whose keys it deletes at the end; the memory store's is never seen outside this process.
+const TOPIC = process.env.BENCH_TOPIC ?? 'bench';
 const EVENT_JSON_BYTES = 100;
 
 // --- timers (idle mode): the scheduler's timer is unref'd, and getActiveResourcesInfo() lists only
@@ -267,7 +265,7 @@ async function hubServer(store) {
   const send = (_seq, data) => {
     publishOne(data).catch(report);
   };
-  return { server: http.createServer(app), send, publishOne, stats: () => hub.stats() };
+  return { server: http.createServer(app), send, publishOne };
 }
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -280,7 +278,9 @@ const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
  */
 async function redisStoreOn(client) {
   const prefix = process.env.BENCH_REDIS_PREFIX;
-  if (!prefix) throw new Error('BENCH_REDIS_PREFIX is not set: a run must use keys of its own');
+  if (!prefix || !process.env.BENCH_TOPIC) {
+    throw new Error('BENCH_REDIS_PREFIX or BENCH_TOPIC is not set: a run must use keys of its own');
+  }
   const { redisStore } = await import('../../dist/redis.js');
   const store = redisStore(client, { prefix });
   positioned = 0;
@@ -291,12 +291,6 @@ async function redisStoreOn(client) {
     return at;
   };
   return store;
-}
-
-/** µs on CLOCK_MONOTONIC, the clock every process of the machine shares (no BigInt per event). */
-function nowUs() {
-  const [s, ns] = process.hrtime();
-  return s * 1e6 + Math.floor(ns / 1000);
 }
 
 const CRLF = Buffer.from('\r\n');
@@ -405,7 +399,7 @@ function pipeline({ count, window, timeLimitMs }) {
 }
 
 const timersAtStart = timerCounts();
-const { server, send, publishOne, stats } = await makeVariant(VARIANTS, variant);
+const { server, send, publishOne } = await makeVariant(VARIANTS, variant);
 listenForBench(server, 4096);
 
 // BENCH_CPU_PROFILE=file: a CPU profile of the measured phases, for bench/profile.ts. Profiled from the
@@ -416,7 +410,7 @@ let started;
 process.on('message', async (message) => {
   switch (message.type) {
     case 'count':
-      process.send({ type: 'count', opened, positioned, hub: stats?.().subscribers });
+      process.send({ type: 'count', opened, positioned });
       break;
     case 'warm': {
       const sent = await publish({ count: message.count, timeLimitMs: message.timeLimitMs });
@@ -474,13 +468,12 @@ process.on('message', async (message) => {
       break;
     }
     case 'timers':
-      process.send({ type: 'timers', atStart: timersAtStart, now: timerCounts(), opened });
+      process.send({ type: 'timers', atStart: timersAtStart, now: timerCounts() });
       break;
     case 'heap': {
       const memory = await memoryAfterGc();
       process.send({
         type: 'heap',
-        opened,
         heapUsed: memory.heapUsed,
         external: memory.external,
         rss: memory.rss,

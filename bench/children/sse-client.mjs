@@ -1,6 +1,6 @@
 // SSE client child: opens N raw `net` sockets to GET /sse on loopback and counts, per socket, the
 // events received (one '#' per event, a byte that appears nowhere else on the wire). Driven by IPC.
-import { minMax, openBounded, openSseSocket } from './common.mjs';
+import { grow, minMax, openBounded, openSseSocket } from './common.mjs';
 
 const HASH = 0x23;
 const sockets = [];
@@ -40,9 +40,7 @@ function openOne(port, index) {
 /** Opens `n` sockets, at most `parallel` handshakes at a time, within `timeLimitMs`. */
 async function open(port, n, parallel, timeLimitMs) {
   const base = sockets.length;
-  const grown = new Int32Array(base + n);
-  grown.set(counts);
-  counts = grown;
+  counts = grow(counts, n);
   await openBounded(base, n, parallel, timeLimitMs, (index) => openOne(port, index));
 }
 

@@ -10,15 +10,11 @@ import {
   listenForBench,
   makeVariant,
   memoryAfterGc,
+  SSE_HEADERS,
 } from './common.mjs';
 
 const [variant, mode = 'broadcast'] = process.argv.slice(2);
 const keepResponses = mode === 'broadcast';
-const SSE_HEADERS = {
-  'Content-Type': 'text/event-stream; charset=utf-8',
-  'Cache-Control': 'no-cache, no-transform',
-  Connection: 'keep-alive',
-};
 
 /** The Node responses underneath every variant's streams (broadcast mode only): for backpressure checks. */
 const responses = [];
@@ -228,7 +224,6 @@ process.on('message', async (message) => {
       const memory = await memoryAfterGc();
       process.send({
         type: 'heap',
-        opened,
         heapUsed: memory.heapUsed,
         external: memory.external,
         arrayBuffers: memory.arrayBuffers,
