@@ -1,4 +1,4 @@
-import { describeValue, ignore } from '../core/util';
+import { describeValue, hasMethod, ignore } from '../core/util';
 
 /**
  * What the store needs of the app's Redis client, whichever it is: one raw command at a time, a
@@ -48,24 +48,18 @@ export function commandsOf(client: unknown, onError: (error: unknown) => void): 
 }
 
 function isIoRedis(client: unknown): client is IoRedisLike {
-  const candidate = client as Partial<IoRedisLike> | null;
   return (
-    typeof candidate === 'object' &&
-    candidate !== null &&
-    typeof candidate.call === 'function' &&
-    typeof candidate.duplicate === 'function' &&
-    typeof candidate.status === 'string'
+    hasMethod(client, 'call') &&
+    hasMethod(client, 'duplicate') &&
+    typeof (client as { status?: unknown }).status === 'string'
   );
 }
 
 function isNodeRedis(client: unknown): client is NodeRedisLike {
-  const candidate = client as Partial<NodeRedisLike> | null;
   return (
-    typeof candidate === 'object' &&
-    candidate !== null &&
-    typeof candidate.sendCommand === 'function' &&
-    typeof candidate.duplicate === 'function' &&
-    typeof candidate.isOpen === 'boolean'
+    hasMethod(client, 'sendCommand') &&
+    hasMethod(client, 'duplicate') &&
+    typeof (client as { isOpen?: unknown }).isOpen === 'boolean'
   );
 }
 
