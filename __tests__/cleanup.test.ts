@@ -4,7 +4,6 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
-import vm from 'node:vm';
 import zlib from 'node:zlib';
 import compression from 'compression';
 import {
@@ -18,6 +17,7 @@ import {
   sseChannel,
   streamBody,
 } from '../lib';
+import { type ListenerCounts, listenerCounts, nodeProcess, openFileDescriptors } from './helpers/resources';
 import {
   abortAfter,
   type Handler,
@@ -28,25 +28,11 @@ import {
 } from './helpers/servers';
 import { deferred, until } from './helpers/wait';
 
-/** Node's own process: jest hands tests a copy, on which Node never emits 'warning'. */
-const nodeProcess = vm.runInThisContext('process') as NodeJS.Process;
-
 const FILES = path.join(__dirname, 'fixtures', 'files');
-const EVENTS = ['close', 'drain', 'error', 'finish'] as const;
 const ABORTS_PER_KIND = 50;
 const CONCURRENCY = 10;
 
 type Res = http.ServerResponse & { stream(body: StreamBody): Promise<StreamOutcome> };
-type ListenerCounts = Record<(typeof EVENTS)[number], number>;
-
-function listenerCounts(emitter: NodeJS.EventEmitter): ListenerCounts {
-  return Object.fromEntries(EVENTS.map((event) => [event, emitter.listenerCount(event)])) as ListenerCounts;
-}
-
-function openFileDescriptors(): number {
-  return fs.readdirSync('/proc/self/fd').length;
-}
-
 /** How many descriptors are open beyond `baseline`, once they are back to it or after a second. */
 async function descriptorsAbove(baseline: number): Promise<number> {
   // A count still above the baseline after the wait is the answer, not an error.

@@ -1,20 +1,11 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { BUILD_OUTPUTS } from './helpers/global-setup';
 
 const ROOT = path.resolve(__dirname, '..');
 const DIST = path.join(ROOT, 'dist');
 const FIXTURES = path.join(__dirname, 'fixtures', 'dual');
-const BUILD_FILES = [
-  'index.js',
-  'index.cjs',
-  'index.d.ts',
-  'index.d.cts',
-  'redis.js',
-  'redis.cjs',
-  'redis.d.ts',
-  'redis.d.cts',
-];
 
 interface Arrived {
   status: number;
@@ -69,7 +60,7 @@ const EXPORTS = {
 
 describe('ESM and CommonJS builds', () => {
   it('exist in dist/: an ESM and a CommonJS entry, each with its types', () => {
-    for (const name of BUILD_FILES) expect(fs.statSync(path.join(DIST, name)).size).toBeGreaterThan(0);
+    for (const name of BUILD_OUTPUTS) expect(fs.statSync(path.join(DIST, name)).size).toBeGreaterThan(0);
     expect(fs.readFileSync(path.join(DIST, 'index.cjs'), 'utf8')).toMatch(/module\.exports|exports\./);
     expect(fs.readFileSync(path.join(DIST, 'index.js'), 'utf8')).toMatch(/^export \{/m);
   });

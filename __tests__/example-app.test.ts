@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -7,6 +6,7 @@ import { chromium, type Page } from 'playwright-core';
 import request from 'supertest';
 import { createApp, type ExampleApp } from '../example-app/app';
 import { findChromium, requireComponent } from './helpers/components';
+import { spawnNode } from './helpers/processes';
 import { REDIS_URL, redisAnswers } from './helpers/redis';
 import { abortAfter, closeAll, httpGet, listen } from './helpers/servers';
 import { collectEvents } from './helpers/sse-client';
@@ -108,30 +108,19 @@ describe('the example app', () => {
   });
 
   it('server.ts prints the port it really listens on (PORT=0) and exits cleanly on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'example-app/server.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, PORT: '0' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { child, printed, exited } = spawnNode(['--import', 'tsx', 'example-app/server.ts'], {
+      ...process.env,
+      PORT: '0',
     });
-    let out = '';
-    child.stdout.on('data', (data: Buffer) => {
-      out += data.toString();
-    });
-    child.stderr.on('data', (data: Buffer) => {
-      out += data.toString();
-    });
-    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
-      child.on('exit', (code, signal) => resolve({ code, signal })),
-    );
     let stream: http.ClientRequest | undefined;
     try {
       const URL_LINE = /listening on http:\/\/localhost:(\d+)/;
       await until(
-        () => URL_LINE.test(out),
-        () => `the URL line in ${JSON.stringify(out)}`,
+        () => URL_LINE.test(printed.all),
+        () => `the URL line in ${JSON.stringify(printed.all)}`,
         15_000,
       );
-      const port = Number(URL_LINE.exec(out)![1]);
+      const port = Number(URL_LINE.exec(printed.all)![1]);
       expect(port).toBeGreaterThan(0);
       expect((await httpGet(`http://127.0.0.1:${port}/`)).status).toBe(200);
 
@@ -152,7 +141,7 @@ describe('the example app', () => {
       child.kill('SIGTERM');
       const result = await Promise.race([exited, sleep(8000).then(() => 'still running after 8 s')]);
       expect(result).toEqual({ code: 0, signal: null });
-      expect(out).toContain('SIGTERM: closing');
+      expect(printed.all).toContain('SIGTERM: closing');
       await until(() => ended, 'the SSE stream to end');
       expect(received).toMatch(/retry: \d+\n\n$/);
     } finally {
@@ -164,32 +153,24 @@ describe('the example app', () => {
 
 redis.describe(`the example app on the Redis store, in two processes (WORKERS=2)${redis.label}`, () => {
   it('delivers messages published through one process to a subscriber on another, and stops cleanly', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'example-app/server.ts'], {
-      cwd: ROOT,
-      env: { ...process.env, PORT: '0', WORKERS: '2', REDIS_URL },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const { child, printed, exited } = spawnNode(['--import', 'tsx', 'example-app/server.ts'], {
+      ...process.env,
+      PORT: '0',
+      WORKERS: '2',
+      REDIS_URL,
     });
-    let out = '';
-    for (const stream of [child.stdout, child.stderr]) {
-      stream.on('data', (data: Buffer) => {
-        out += data.toString();
-      });
-    }
-    const exited = new Promise<{ code: number | null }>((resolve) =>
-      child.on('exit', (code) => resolve({ code })),
-    );
     const source = { close: () => {} };
     try {
       // The first worker prints its serving line and the banner in separate writes: wait for both.
       await until(
         () =>
-          (out.match(/worker \d+ \(pid (\d+)\) serving/g) ?? []).length === 2 &&
-          /listening on http:\/\/localhost:\d+/.test(out),
-        () => `two workers and the banner in ${out}`,
+          (printed.all.match(/worker \d+ \(pid (\d+)\) serving/g) ?? []).length === 2 &&
+          /listening on http:\/\/localhost:\d+/.test(printed.all),
+        () => `two workers and the banner in ${printed.all}`,
         20_000,
       );
-      const port = Number(/listening on http:\/\/localhost:(\d+)/.exec(out)![1]);
-      const pids = [...out.matchAll(/worker \d+ \(pid (\d+)\)/g)].map((m) => m[1]);
+      const port = Number(/listening on http:\/\/localhost:(\d+)/.exec(printed.all)![1]);
+      const pids = [...printed.all.matchAll(/worker \d+ \(pid (\d+)\)/g)].map((m) => m[1]);
       expect(new Set(pids).size).toBe(2);
       const { source: events, events: received } = collectEvents(`http://127.0.0.1:${port}/chat`, ['msg']);
       source.close = () => events.close();
@@ -210,7 +191,7 @@ redis.describe(`the example app on the Redis store, in two processes (WORKERS=2)
       source.close();
       child.kill('SIGTERM');
       const result = await Promise.race([exited, sleep(10_000).then(() => 'still running after 10 s')]);
-      expect(result).toEqual({ code: 0 });
+      expect(result).toEqual({ code: 0, signal: null });
     } finally {
       source.close();
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

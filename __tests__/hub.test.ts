@@ -1,14 +1,12 @@
 import diagnostics from 'node:diagnostics_channel';
 import { createHub, type Hub, HubClosedError, type HubMessage, memoryStore, type ResetReason } from '../lib';
-import { dataOf, parseEvents, range, serveHub } from './helpers/hub-server';
+import { dataOf, parseEvents, publishMany, range, serveHub } from './helpers/hub-server';
 import { closeAll } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
 import { sleep, trackTimers, until } from './helpers/wait';
 
-const clients: Array<{ close(): void }> = [];
 const hubs: Hub[] = [];
 afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
   await Promise.all(hubs.splice(0).map((hub) => hub.close()));
   await closeAll();
 });
@@ -19,33 +17,17 @@ function hubOf(options?: Parameters<typeof createHub>[0]): Hub {
   return hub;
 }
 
-function raw(port: number, path: string, headers?: Record<string, string>): RawSseClient {
-  const client = new RawSseClient(port, path, headers);
-  clients.push(client);
-  return client;
-}
-
-async function publishMany(hub: Hub, topic: string, count: number, from = 1, size = 0): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = from; i < from + count; i++) {
-    ids.push(
-      await hub.publish(topic, { event: 'msg', data: size > 0 ? `${i}:${'x'.repeat(size)}` : String(i) }),
-    );
-  }
-  return ids;
-}
-
 describe('createHub(options?)', () => {
   describe('publish(topic, event) and subscribe(topic, req)', () => {
     it('gives each event the next id <epoch>-<seq> and writes it to every subscriber of the topic', async () => {
       const hub = hubOf();
       const app = await serveHub(hub);
-      const a = raw(app.port, '/feed/room');
-      const b = raw(app.port, '/feed/room');
-      const other = raw(app.port, '/feed/elsewhere');
+      const a = new RawSseClient(app.port, '/feed/room');
+      const b = new RawSseClient(app.port, '/feed/room');
+      const other = new RawSseClient(app.port, '/feed/elsewhere');
       await until(() => hub.stats().subscribers === 3, 'three subscribers');
       await until(() => [a, b, other].every((c) => c.body.includes('id: ')), 'each positioned');
-      const ids = await publishMany(hub, 'room', 3);
+      const ids = await publishMany(hub, 'room', 1, 3);
       const epoch = ids[0]!.split('-')[0];
       expect(ids).toEqual([`${epoch}-1`, `${epoch}-2`, `${epoch}-3`]);
       await until(() => dataOf(a).length === 3 && dataOf(b).length === 3, 'three events each');
@@ -62,7 +44,7 @@ describe('createHub(options?)', () => {
       const hub = hubOf();
       await hub.publish('t', 'before');
       const app = await serveHub(hub);
-      const client = raw(app.port, '/feed/t');
+      const client = new RawSseClient(app.port, '/feed/t');
       await until(() => client.body.includes('id: '), 'the position');
       const { events, lastId } = parseEvents(client.body);
       expect(events).toEqual([]);
@@ -73,7 +55,7 @@ describe('createHub(options?)', () => {
       const serialize = jest.fn((data: unknown) => `<${JSON.stringify(data)}>`);
       const hub = hubOf({ serialize });
       const app = await serveHub(hub);
-      const clientsOf = Array.from({ length: 5 }, () => raw(app.port, '/feed/t'));
+      const clientsOf = Array.from({ length: 5 }, () => new RawSseClient(app.port, '/feed/t'));
       await until(() => hub.stats().subscribers === 5, 'five subscribers');
       await until(() => clientsOf.every((c) => c.body.includes('id: ')), 'positioned');
       await hub.publish('t', { n: 1 });
@@ -85,7 +67,7 @@ describe('createHub(options?)', () => {
     it('writes byte-identical blocks to 1,000 subscribers', async () => {
       const hub = hubOf();
       const app = await serveHub(hub);
-      const many = Array.from({ length: 1000 }, () => raw(app.port, '/feed/wide'));
+      const many = Array.from({ length: 1000 }, () => new RawSseClient(app.port, '/feed/wide'));
       await until(() => hub.stats().subscribers === 1000, '1,000 subscribers', 20_000);
       await until(() => many.every((c) => c.body.includes('id: ')), 'every one positioned', 20_000);
       const before = many.map((c) => c.body.length);
@@ -120,8 +102,8 @@ describe('createHub(options?)', () => {
     it('replays exactly seq+1 … head, then goes live', async () => {
       const hub = hubOf();
       const app = await serveHub(hub);
-      const ids = await publishMany(hub, 't', 5);
-      const client = raw(app.port, '/feed/t', { 'Last-Event-ID': ids[1]! });
+      const ids = await publishMany(hub, 't', 1, 5);
+      const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': ids[1]! });
       await until(() => dataOf(client).length === 3, 'the replay');
       await hub.publish('t', { event: 'msg', data: '6' });
       await until(() => dataOf(client).length === 4, 'live');
@@ -132,8 +114,8 @@ describe('createHub(options?)', () => {
     it('reads the id from the lastEventId query when there is no header', async () => {
       const hub = hubOf();
       const app = await serveHub(hub);
-      const ids = await publishMany(hub, 't', 3);
-      const client = raw(app.port, `/feed/t?lastEventId=${ids[0]}`);
+      const ids = await publishMany(hub, 't', 1, 3);
+      const client = new RawSseClient(app.port, `/feed/t?lastEventId=${ids[0]}`);
       await until(() => dataOf(client).length === 2, 'the replay');
       expect(dataOf(client)).toEqual(['2', '3']);
     });
@@ -142,15 +124,14 @@ describe('createHub(options?)', () => {
       const hub = hubOf();
       const app = await serveHub(hub, { retryMs: 50 });
       const source = collectEvents(`${app.url}/feed/t`, ['msg']);
-      clients.push(source.source);
       await until(() => hub.stats().subscribers === 1, 'subscribed');
-      await publishMany(hub, 't', 5);
+      await publishMany(hub, 't', 1, 5);
       await until(() => source.events.length === 5, 'five events');
       await app.sse.closeAll({ retryMs: 300 });
       // published while the client is away
-      await publishMany(hub, 't', 5, 6);
+      await publishMany(hub, 't', 6, 10);
       await until(() => hub.stats().subscribers === 1, 'reconnected', 5000);
-      await publishMany(hub, 't', 5, 11);
+      await publishMany(hub, 't', 11, 15);
       await until(() => source.events.length === 15, 'fifteen events', 5000);
       expect(source.events.map((e) => e.data)).toEqual(range(1, 15));
     });
@@ -164,8 +145,8 @@ describe('createHub(options?)', () => {
     ])('sends event: reset (%s) first, then goes live from the head', async (reason, idOf, options) => {
       const hub = hubOf(options);
       const app = await serveHub(hub);
-      const ids = await publishMany(hub, 't', 20);
-      const client = raw(app.port, '/feed/t', { 'Last-Event-ID': idOf(ids) });
+      const ids = await publishMany(hub, 't', 1, 20);
+      const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': idOf(ids) });
       await until(() => parseEvents(client.body).events.length === 1, 'the reset');
       const [reset] = parseEvents(client.body).events;
       expect(reset).toEqual({ event: 'reset', id: ids[19], data: JSON.stringify({ reason }) });
@@ -177,20 +158,20 @@ describe('createHub(options?)', () => {
 
     it('gives ids of an earlier store (an earlier run) a reset: unknown-epoch', async () => {
       const before = hubOf();
-      const [id] = await publishMany(before, 't', 1);
+      const [id] = await publishMany(before, 't', 1, 1);
       const hub = hubOf();
-      await publishMany(hub, 't', 1);
+      await publishMany(hub, 't', 1, 1);
       const app = await serveHub(hub);
-      const client = raw(app.port, '/feed/t', { 'Last-Event-ID': id! });
+      const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': id! });
       await until(() => parseEvents(client.body).events.length === 1, 'the reset');
       expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"unknown-epoch"}');
     });
 
     it('replays everything kept to a first connection with from: "earliest"', async () => {
       const hub = hubOf();
-      await publishMany(hub, 't', 4);
+      await publishMany(hub, 't', 1, 4);
       const app = await serveHub(hub, { retryMs: null }, () => ({ from: 'earliest' }));
-      const client = raw(app.port, '/feed/t');
+      const client = new RawSseClient(app.port, '/feed/t');
       await until(() => dataOf(client).length === 4, 'everything kept');
       expect(dataOf(client)).toEqual(range(1, 4));
     });
@@ -199,9 +180,9 @@ describe('createHub(options?)', () => {
       const hub = hubOf({ store: memoryStore({ size: 5000 }), maxReplay: 5000 });
       // bufferBytes is far below the replay: a replay is paced by the client, never counted against it
       const app = await serveHub(hub, { retryMs: null, bufferBytes: 256 * 1024, heartbeatMs: null });
-      const old = await publishMany(hub, 't', 2000, 1, 8000); // 16 MB to replay: more than socket buffers hold
+      const old = await publishMany(hub, 't', 1, 2000, 8000); // 16 MB to replay: more than socket buffers hold
       const resuming = Array.from({ length: 4 }, () => {
-        const client = raw(app.port, '/feed/t', { 'Last-Event-ID': old[0]! });
+        const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': old[0]! });
         client.socket.pause();
         return client;
       });
@@ -221,8 +202,8 @@ describe('createHub(options?)', () => {
     it('catches up from the log when more arrives during a replay than it can hold', async () => {
       const hub = hubOf({ maxReplay: 100 });
       const app = await serveHub(hub, { retryMs: null, heartbeatMs: null });
-      const old = await publishMany(hub, 't', 100, 1, 20_000); // 2 MB
-      const client = raw(app.port, '/feed/t', { 'Last-Event-ID': old[0]! });
+      const old = await publishMany(hub, 't', 1, 100, 20_000); // 2 MB
+      const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': old[0]! });
       client.socket.pause();
       await until(() => hub.stats().subscribers === 1, 'subscribed');
       for (let i = 101; i <= 400; i++) await hub.publish('t', { event: 'msg', data: `${i}:live` });
@@ -236,9 +217,9 @@ describe('createHub(options?)', () => {
     it('closes a subscriber more than bufferBytes behind as slow, without waiting on it; it resumes with nothing lost', async () => {
       const hub = hubOf();
       const app = await serveHub(hub, { retryMs: null, bufferBytes: 64 * 1024, heartbeatMs: null });
-      const slow = raw(app.port, '/feed/t');
+      const slow = new RawSseClient(app.port, '/feed/t');
       slow.socket.pause();
-      const reader = raw(app.port, '/feed/t');
+      const reader = new RawSseClient(app.port, '/feed/t');
       await until(() => hub.stats().subscribers === 2, 'two subscribers');
       await until(() => reader.body.includes('id: '), 'positioned');
       // 8 MB, one event per turn of the event loop: more than the kernel's socket buffers can hide
@@ -253,7 +234,7 @@ describe('createHub(options?)', () => {
       slow.socket.resume();
       await slow.waitClosed();
       const { lastId } = parseEvents(slow.body);
-      const again = raw(app.port, '/feed/t', { 'Last-Event-ID': lastId! });
+      const again = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': lastId! });
       const seen = dataOf(slow).length;
       await until(() => dataOf(again).length === 400 - seen, 'the rest, after resuming', 10_000);
       expect([...dataOf(slow), ...dataOf(again)].map((d) => d.split(':')[0])).toEqual(range(1, 400));
@@ -263,7 +244,7 @@ describe('createHub(options?)', () => {
       const hub = hubOf();
       const only = (message: HubMessage) => message.event === 'msg' && message.data !== '2';
       const app = await serveHub(hub, { retryMs: null }, () => ({ filter: only }));
-      const client = raw(app.port, '/feed/t');
+      const client = new RawSseClient(app.port, '/feed/t');
       await until(() => client.body.includes('id: '), 'positioned');
       await hub.publish('t', { event: 'msg', data: '1' });
       await hub.publish('t', { event: 'msg', data: '2' });
@@ -274,7 +255,7 @@ describe('createHub(options?)', () => {
       expect(parseEvents(client.body).lastId).toBe(last);
       // resuming from the first id: the filtered ones are skipped, not replayed
       const first = parseEvents(client.body).events[0]!.id!;
-      const resumed = raw(app.port, '/feed/t', { 'Last-Event-ID': first });
+      const resumed = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': first });
       await until(() => dataOf(resumed).length === 1, 'the replay');
       expect(dataOf(resumed)).toEqual(['4']);
     });
@@ -290,8 +271,8 @@ describe('createHub(options?)', () => {
             }
           : {},
       );
-      const broken = raw(app.port, '/feed/t?broken');
-      const fine = raw(app.port, '/feed/t');
+      const broken = new RawSseClient(app.port, '/feed/t?broken');
+      const fine = new RawSseClient(app.port, '/feed/t');
       await until(() => [broken, fine].every((c) => c.body.includes('id: ')), 'positioned');
       await hub.publish('t', { event: 'msg', data: '1' });
       await hub.publish('t', { event: 'msg', data: '2' });
@@ -305,7 +286,7 @@ describe('createHub(options?)', () => {
       const hub = hubOf();
       const writes: number[] = [];
       const app = await serveHub(hub, { retryMs: null, heartbeatMs: null });
-      const client = raw(app.port, '/feed/t');
+      const client = new RawSseClient(app.port, '/feed/t');
       await until(() => client.body.includes('id: '), 'positioned');
       const [serverSocket] = [...app.connections];
       expect(app.connections.size).toBe(1);
@@ -331,15 +312,15 @@ describe('createHub(options?)', () => {
     it('counts a known scenario', async () => {
       const hub = hubOf({ maxReplay: 3 });
       const app = await serveHub(hub);
-      const ids = await publishMany(hub, 'a', 5);
-      const live = raw(app.port, '/feed/a');
-      const resumed = raw(app.port, '/feed/a', { 'Last-Event-ID': ids[2]! });
-      const reset = raw(app.port, '/feed/a', { 'Last-Event-ID': 'garbage' });
-      raw(app.port, '/feed/b');
+      const ids = await publishMany(hub, 'a', 1, 5);
+      const live = new RawSseClient(app.port, '/feed/a');
+      const resumed = new RawSseClient(app.port, '/feed/a', { 'Last-Event-ID': ids[2]! });
+      const reset = new RawSseClient(app.port, '/feed/a', { 'Last-Event-ID': 'garbage' });
+      new RawSseClient(app.port, '/feed/b');
       await until(() => hub.stats().subscribers === 4, 'four subscribers');
       await until(() => [live, resumed, reset].every((c) => c.body.includes('id: ')), 'positioned');
       await until(() => dataOf(resumed).length === 2, 'the replay');
-      await publishMany(hub, 'a', 2, 6);
+      await publishMany(hub, 'a', 6, 7);
       await until(() => [live, resumed].every((c) => dataOf(c).length >= 2), 'live events');
       await until(() => hub.stats().delivered === 6, 'six deliveries');
       expect(hub.stats()).toEqual({
@@ -358,7 +339,7 @@ describe('createHub(options?)', () => {
     it('close(): every subscription gets a jittered retry and ends; publish then rejects', async () => {
       const hub = createHub();
       const app = await serveHub(hub);
-      const subscribers = Array.from({ length: 3 }, () => raw(app.port, '/feed/t'));
+      const subscribers = Array.from({ length: 3 }, () => new RawSseClient(app.port, '/feed/t'));
       await until(() => hub.stats().subscribers === 3, 'three subscribers');
       await hub.close({ retryMs: 1000 });
       for (const client of subscribers) {
@@ -377,7 +358,7 @@ describe('createHub(options?)', () => {
       try {
         const hub = hubOf();
         const app = await serveHub(hub, { retryMs: null, heartbeatMs: 20 });
-        const many = Array.from({ length: 50 }, (_, i) => raw(app.port, `/feed/t${i % 5}`));
+        const many = Array.from({ length: 50 }, (_, i) => new RawSseClient(app.port, `/feed/t${i % 5}`));
         await until(() => hub.stats().subscribers === 50, 'fifty subscribers');
         // one heartbeat timer for the fifty streams; the hub and its memory store hold none
         expect(timers.live()).toBe(1);
@@ -405,7 +386,7 @@ describe('createHub(options?)', () => {
       try {
         const hub = hubOf();
         const app = await serveHub(hub);
-        const client = raw(app.port, '/feed/t', { 'Last-Event-ID': 'bad' });
+        const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': 'bad' });
         await until(() => parseEvents(client.body).events.length === 1, 'the reset');
         const id = await hub.publish('t', { event: 'msg', data: 'x' });
         client.close();
@@ -425,11 +406,11 @@ describe('createHub(options?)', () => {
 describe('memoryStore({ size, maxAgeMs })', () => {
   it('lets events older than maxAgeMs go, so a client that missed them is told to reset (too-old)', async () => {
     const hub = hubOf({ store: memoryStore({ maxAgeMs: 50 }) });
-    const ids = await publishMany(hub, 't', 3);
+    const ids = await publishMany(hub, 't', 1, 3);
     await sleep(80); // past maxAgeMs
     await hub.publish('t', { event: 'msg', data: '4' });
     const app = await serveHub(hub);
-    const client = raw(app.port, '/feed/t', { 'Last-Event-ID': ids[0]! });
+    const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': ids[0]! });
     await until(() => parseEvents(client.body).events.length === 1, 'the reset');
     expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"too-old"}');
   });

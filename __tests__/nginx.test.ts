@@ -1,5 +1,4 @@
 import type http from 'node:http';
-import net from 'node:net';
 import {
   type ChunkedResponse,
   chunked,
@@ -12,7 +11,8 @@ import {
 } from '../lib';
 import { requireComponent } from './helpers/components';
 import { findNginx, type Nginx, startNginx } from './helpers/nginx';
-import { closeAll, dechunk, type Handler, nodeHttpFramework } from './helpers/servers';
+import { closeAll, type Handler, nodeHttpFramework } from './helpers/servers';
+import { RawSseClient } from './helpers/sse-client';
 import { deferred, sleep, until, untilStable } from './helpers/wait';
 
 type Res = http.ServerResponse &
@@ -22,30 +22,8 @@ type Res = http.ServerResponse &
 const nginxPath = findNginx();
 const nginx = requireComponent('nginx', nginxPath !== undefined, 'REQUIRE_NGINX');
 
-/** A client of nginx reading the raw bytes as they come. */
-function readThrough(port: number, path: string) {
-  const socket = net.connect(port, '127.0.0.1');
-  let raw = Buffer.alloc(0);
-  let closed = false;
-  socket.on('data', (data: Buffer) => {
-    raw = Buffer.concat([raw, data]);
-  });
-  socket.on('error', () => {});
-  socket.on('close', () => {
-    closed = true;
-  });
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`);
-  const headEnd = () => raw.indexOf('\r\n\r\n');
-  return {
-    get closed() {
-      return closed;
-    },
-    head: () => (headEnd() === -1 ? '' : raw.subarray(0, headEnd()).toString('latin1')),
-    body: () => (headEnd() === -1 ? '' : dechunk(raw.subarray(headEnd() + 4)).body.toString()),
-    terminated: () => headEnd() !== -1 && dechunk(raw.subarray(headEnd() + 4)).terminated,
-    close: () => socket.destroy(),
-  };
-}
+/** A client reading the raw bytes as they come, asking for the connection to close after the response. */
+const readThrough = (port: number, path: string) => new RawSseClient(port, path, { Connection: 'close' });
 
 /** [name, directives, whether nginx holds a close-delimited body back until its end] */
 const CONFIGURATIONS: Array<[string, string, boolean]> = [
@@ -137,18 +115,18 @@ nginx.describe(`behind a real nginx${nginx.label}`, () => {
       const { proxy, upstreamPort } = await serveBehindNginx();
       // What tells nginx to pass the body on: the upstream's header (nginx itself never forwards it).
       const direct = readThrough(upstreamPort, route);
-      await until(() => direct.head() !== '', 'the upstream head');
-      expect(direct.head()).toMatch(/\r\nx-accel-buffering: no\r\n/i);
+      await until(() => direct.head !== '', 'the upstream head');
+      expect(direct.head).toMatch(/\r\nx-accel-buffering: no\r\n/i);
       direct.close();
       const client = readThrough(proxy.port, route);
       // The producer waits on its gate: the first part can only arrive if nginx passed it on.
       await until(
-        () => client.body() === first,
-        () => `"${first}" through nginx before the end; got ${JSON.stringify(client.body())}`,
+        () => client.body === first,
+        () => `"${first}" through nginx before the end; got ${JSON.stringify(client.body)}`,
       );
       for (const gate of gates) gate.resolve();
       await until(() => client.closed, 'the end');
-      expect(client.terminated()).toBe(true);
+      expect(client.terminated).toBe(true);
     });
 
     it(`${holdsBodies ? 'holds' : 'passes on'} a body whose app kept the proxy's buffering (proxyBuffering: true)`, async () => {
@@ -157,14 +135,14 @@ nginx.describe(`behind a real nginx${nginx.label}`, () => {
       await until(() => reachedGate, 'the upstream to write its first part');
       // With its defaults nginx holds the body while it is not over: what X-Accel-Buffering: no prevents.
       if (holdsBodies) {
-        expect(await untilStable(() => client.body(), 'what passed nginx', { quietMs: 300 })).toBe('');
+        expect(await untilStable(() => client.body, 'what passed nginx', { quietMs: 300 })).toBe('');
       } else {
-        await until(() => client.body() === 'first;', 'the first part through nginx');
+        await until(() => client.body === 'first;', 'the first part through nginx');
       }
       gates[0]?.resolve();
       await until(() => client.closed, 'the end');
-      expect(client.body()).toBe('first;second;');
-      expect(client.terminated()).toBe(true);
+      expect(client.body).toBe('first;second;');
+      expect(client.terminated).toBe(true);
       expect(outcomes).toEqual(['finished']);
     });
 
@@ -172,9 +150,9 @@ nginx.describe(`behind a real nginx${nginx.label}`, () => {
       const { proxy } = await serveBehindNginx();
       const client = readThrough(proxy.port, '/failing');
       await until(() => client.closed, 'the connection to close', 5000);
-      expect(client.head()).toMatch(/^HTTP\/1\.1 200 /);
-      expect(client.body()).toBe('partial;');
-      expect(client.terminated()).toBe(false);
+      expect(client.head).toMatch(/^HTTP\/1\.1 200 /);
+      expect(client.body).toBe('partial;');
+      expect(client.terminated).toBe(false);
       expect(proxy?.errorLog()).toMatch(/upstream|reset by peer|prematurely closed/);
     });
   });

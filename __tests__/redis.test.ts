@@ -1,7 +1,7 @@
 import { createHub, type Hub, HubStoreError } from '../lib';
 import { redisStore } from '../lib/redis';
 import { requireComponent } from './helpers/components';
-import { dataOf, parseEvents, range, serveHub } from './helpers/hub-server';
+import { dataOf, parseEvents, publishMany, range, serveHub } from './helpers/hub-server';
 import { balancer, publishVia, startHubProcess, stopHubProcesses } from './helpers/processes';
 import {
   closeClients,
@@ -15,7 +15,7 @@ import {
 } from './helpers/redis';
 import { closeAll, httpGet } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
-import { sleep, until, untilStable } from './helpers/wait';
+import { sleep, succeeds, until, untilAsync, untilStable } from './helpers/wait';
 
 const redis = requireComponent(`Redis at ${REDIS_URL}`, redisAnswers(), 'REQUIRE_REDIS');
 const redisServerBinary = findRedisServer();
@@ -25,22 +25,14 @@ const ownRedis = requireComponent(
   'REQUIRE_REDIS',
 );
 
-const clients: RawSseClient[] = [];
 const hubs: Hub[] = [];
 const closers: Array<() => unknown> = [];
 afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
   for (const close of closers.splice(0)) await close();
   await Promise.all(hubs.splice(0).map((hub) => hub.close()));
   await closeAll();
   await closeClients();
 });
-
-function raw(port: number, path: string, headers?: Record<string, string>): RawSseClient {
-  const client = new RawSseClient(port, path, headers);
-  clients.push(client);
-  return client;
-}
 
 /** Two hubs on one Redis, as two processes would have: one on ioredis, one on node-redis. */
 async function twoHubs(options: { prefix?: string; maxReplay?: number } = {}) {
@@ -54,17 +46,11 @@ async function twoHubs(options: { prefix?: string; maxReplay?: number } = {}) {
   return { io, node, prefix };
 }
 
-async function publishMany(hub: Hub, topic: string, from: number, to: number): Promise<string[]> {
-  const ids: string[] = [];
-  for (let i = from; i <= to; i++) ids.push(await hub.publish(topic, { event: 'msg', data: String(i) }));
-  return ids;
-}
-
 redis.describe(`redisStore(client, options) against a real Redis${redis.label}`, () => {
   it('delivers what one process publishes to the subscribers of another, with the ids every process agrees on', async () => {
     const { io, node } = await twoHubs();
     const onNode = await serveHub(node);
-    const client = raw(onNode.port, '/feed/t');
+    const client = new RawSseClient(onNode.port, '/feed/t');
     await until(() => node.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
     const ids = [...(await publishMany(io, 't', 1, 3)), ...(await publishMany(node, 't', 4, 5))];
     await until(() => dataOf(client).length === 5, 'five events');
@@ -77,7 +63,7 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     const { io, node } = await twoHubs({ maxReplay: 1000 });
     const onIo = await serveHub(io);
     const onNode = await serveHub(node);
-    const first = raw(onIo.port, '/feed/t');
+    const first = new RawSseClient(onIo.port, '/feed/t');
     await until(() => first.body.includes('id: '), 'subscribed');
     await publishMany(io, 't', 1, 2);
     await until(() => dataOf(first).length === 2, 'two events');
@@ -85,7 +71,7 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     // missed while away: more than one page of the replay
     await publishMany(node, 't', 3, 352);
     const { lastId } = parseEvents(first.body);
-    const again = raw(onNode.port, '/feed/t', { 'Last-Event-ID': lastId! });
+    const again = new RawSseClient(onNode.port, '/feed/t', { 'Last-Event-ID': lastId! });
     await until(() => dataOf(again).length === 350, 'the replay', 10_000);
     await publishMany(io, 't', 353, 355);
     await until(() => dataOf(again).length === 353, 'live after the replay');
@@ -107,7 +93,7 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
   it('tells a client whose id names a lost log to reset (unknown-epoch) after the keys were flushed', async () => {
     const { io, node, prefix } = await twoHubs();
     const onNode = await serveHub(node);
-    const live = raw(onNode.port, '/feed/t');
+    const live = new RawSseClient(onNode.port, '/feed/t');
     await until(() => node.stats().subscribers === 1 && live.body.includes('id: '), 'subscribed');
     const [id] = await publishMany(io, 't', 1, 1);
     await until(() => dataOf(live).length === 1, 'the first event');
@@ -120,7 +106,7 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     expect(parseEvents(live.body).events.map((e) => e.event)).toEqual(['msg', 'reset', 'msg', 'msg']);
     expect(parseEvents(live.body).events[1]?.data).toBe('{"reason":"unknown-epoch"}');
     // a client resuming from the old life gets the same answer
-    const resuming = raw(onNode.port, '/feed/t', { 'Last-Event-ID': id! });
+    const resuming = new RawSseClient(onNode.port, '/feed/t', { 'Last-Event-ID': id! });
     await until(() => parseEvents(resuming.body).events.length === 1, 'the reset');
     expect(parseEvents(resuming.body).events[0]?.data).toBe('{"reason":"unknown-epoch"}');
   });
@@ -128,7 +114,7 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
   it('loses nothing when the live reader connection is killed server-side while publishing', async () => {
     const { io, node } = await twoHubs();
     const onNode = await serveHub(node);
-    const client = raw(onNode.port, '/feed/t');
+    const client = new RawSseClient(onNode.port, '/feed/t');
     await until(() => node.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
     const admin = ioredisClient();
     let published = 0;
@@ -185,7 +171,7 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     const app = await serveHub(hub);
     const other = await serveHub(keepAll);
     const admin = ioredisClient();
-    const quiet = raw(app.port, '/feed/quiet');
+    const quiet = new RawSseClient(app.port, '/feed/quiet');
     await until(() => quiet.body.includes('id: '), 'subscribed to a topic nobody published to');
     const ttl = await admin.ttl(`{${prefix}:quiet}:meta`);
     expect(ttl).toBeGreaterThan(0);
@@ -193,10 +179,10 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     await hub.publish('quiet', 'now used');
     expect(await admin.ttl(`{${prefix}:quiet}:meta`)).toBe(-1);
     // a subscriber arriving at a log in use leaves it kept
-    const later = raw(app.port, '/feed/quiet');
+    const later = new RawSseClient(app.port, '/feed/quiet');
     await until(() => later.body.includes('id: '), 'a later subscriber');
     expect(await admin.ttl(`{${prefix}:quiet}:meta`)).toBe(-1);
-    const kept = raw(other.port, '/feed/kept');
+    const kept = new RawSseClient(other.port, '/feed/kept');
     await until(() => kept.body.includes('id: '), 'subscribed with unusedLogTtlSeconds: 0');
     expect(await admin.ttl(`{${prefix}:kept}:meta`)).toBe(-1);
   });
@@ -204,7 +190,7 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
   it('reports its reader in stats(), and close() lets go of the reader connection', async () => {
     const { io } = await twoHubs();
     const app = await serveHub(io);
-    const client = raw(app.port, '/feed/t');
+    const client = new RawSseClient(app.port, '/feed/t');
     await until(() => io.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
     await publishMany(io, 't', 1, 3);
     const admin = ioredisClient();
@@ -217,10 +203,14 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     expect(before).toBeGreaterThanOrEqual(1);
     await io.close();
     let after = before;
-    for (let i = 0; i < 100 && after >= before; i++) {
-      await sleep(20);
-      after = await readers();
-    }
+    await untilAsync(
+      async () => {
+        after = await readers();
+        return after < before;
+      },
+      'close() to let go of the reader connection',
+      2000,
+    );
     expect(after).toBe(before - 1);
   });
 });
@@ -238,7 +228,7 @@ ownRedis.describe(`when Redis stops, restarts or hangs${ownRedis.label}`, () => 
     const hub = createHub({ store: redisStore(ioredisClient(server.url), { commandTimeoutMs: 500 }) });
     hubs.push(hub);
     const app = await serveHub(hub, { retryMs: null, heartbeatMs: 100 });
-    const client = raw(app.port, '/feed/t');
+    const client = new RawSseClient(app.port, '/feed/t');
     await until(() => hub.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
     await publishMany(hub, 't', 1, 2);
     await until(() => dataOf(client).length === 2, 'two events');
@@ -255,8 +245,8 @@ ownRedis.describe(`when Redis stops, restarts or hangs${ownRedis.label}`, () => 
     expect(client.closed).toBe(false);
     await server.restart();
     // a restarted Redis that kept nothing: a new epoch, so a reset, never a silent gap
-    await until(
-      async_ok(() => hub.publish('t', { event: 'msg', data: '3' })),
+    await untilAsync(
+      () => succeeds(hub.publish('t', { event: 'msg', data: '3' })),
       'a publish to succeed',
       10_000,
     );
@@ -268,15 +258,15 @@ ownRedis.describe(`when Redis stops, restarts or hangs${ownRedis.label}`, () => 
     const hub = createHub({ store: redisStore(ioredisClient(server.url), { commandTimeoutMs: 300 }) });
     hubs.push(hub);
     const app = await serveHub(hub, { retryMs: null });
-    const client = raw(app.port, '/feed/t');
+    const client = new RawSseClient(app.port, '/feed/t');
     await until(() => hub.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
     await publishMany(hub, 't', 1, 5);
     server.pause();
     const failure = await hub.publish('t', { event: 'msg', data: 'during' }).catch((error: unknown) => error);
     expect(String(failure)).toMatch(/no answer within 300 ms/);
     server.resume();
-    await until(
-      async_ok(() => hub.publish('t', { event: 'msg', data: '7' })),
+    await untilAsync(
+      () => succeeds(hub.publish('t', { event: 'msg', data: '7' })),
       'a publish to succeed',
       10_000,
     );
@@ -288,26 +278,6 @@ ownRedis.describe(`when Redis stops, restarts or hangs${ownRedis.label}`, () => 
     expect(parseEvents(client.body).events.filter((e) => e.event === 'reset')).toEqual([]);
   });
 });
-
-/** A predicate for `until` that is true once `attempt` has resolved (retried while it rejects). */
-function async_ok(attempt: () => Promise<unknown>): () => boolean {
-  let done = false;
-  let running = false;
-  return () => {
-    if (!done && !running) {
-      running = true;
-      attempt().then(
-        () => {
-          done = true;
-        },
-        () => {
-          running = false;
-        },
-      );
-    }
-    return done;
-  };
-}
 
 redis.describe(`several server processes on one Redis${redis.label}`, () => {
   afterEach(stopHubProcesses);
@@ -323,7 +293,7 @@ redis.describe(`several server processes on one Redis${redis.label}`, () => {
 
   it('publish on one process, receive on another: ioredis and node-redis processes agree', async () => {
     const [a, b] = await twoProcesses();
-    const onB = raw(b.port, '/feed/t');
+    const onB = new RawSseClient(b.port, '/feed/t');
     await until(() => onB.body.includes('id: '), 'subscribed on the node-redis process');
     const ids = [
       await publishVia(a.port, 't', '1'),
@@ -380,7 +350,7 @@ redis.describe(`several server processes on one Redis${redis.label}`, () => {
 
   it("reports how far behind its event's publish the live reader delivered it (readerLagMs)", async () => {
     const [a, b] = await twoProcesses();
-    const onB = raw(b.port, '/feed/t');
+    const onB = new RawSseClient(b.port, '/feed/t');
     await until(() => onB.body.includes('id: '), 'subscribed on B');
     // B is frozen while the event is published, and for 300 ms more: it cannot read it any sooner
     b.child.kill('SIGSTOP');

@@ -5,7 +5,6 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import vm from 'node:vm';
 import connect from 'connect';
 import express from 'express';
 import {
@@ -18,6 +17,7 @@ import {
   streamBody,
 } from '../lib';
 import { http2Client, http2Request, listenHttp2 } from './helpers/http2';
+import { nodeProcess } from './helpers/resources';
 import { closeAll, httpGet, listen, rawRequest } from './helpers/servers';
 import { endlessTicks } from './helpers/sources';
 import { deferred, sleep, until, untilStable } from './helpers/wait';
@@ -40,9 +40,6 @@ function descriptorsOf(file: string): number {
 }
 
 afterEach(closeAll);
-
-/** Node's own process: jest hands tests a copy, on which Node never emits 'warning'. */
-const nodeProcess = vm.runInThisContext('process') as NodeJS.Process;
 
 /** What sendStream resolved with, and what onError heard (with whether headers were sent then). */
 function recorder() {

@@ -18,30 +18,21 @@ import {
   sseChannel,
 } from '../lib';
 import { http2Request, listenHttp2 } from './helpers/http2';
-import { closeAll, frameworks, type Handler, listen, nodeHttpFramework } from './helpers/servers';
+import {
+  closeAll,
+  closeWithServers,
+  frameworks,
+  type Handler,
+  listen,
+  nodeHttpFramework,
+} from './helpers/servers';
 import { endlessTicks } from './helpers/sources';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
 import { sleep, trackTimers, until, untilStable } from './helpers/wait';
 
 type SseRes = http.ServerResponse & SseResponse;
 
-const clients: Array<{ close(): void }> = [];
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close();
-  await closeAll();
-});
-
-function raw(port: number, path: string, headers?: Record<string, string>, version?: string): RawSseClient {
-  const client = new RawSseClient(port, path, headers, version);
-  clients.push(client);
-  return client;
-}
-
-function events(url: string, types?: string[]) {
-  const collected = collectEvents(url, types);
-  clients.push(collected.source);
-  return collected;
-}
+afterEach(closeAll);
 
 /** A server with sseChannel(options) and routes given handlers with a typed res. */
 async function serve(
@@ -78,7 +69,7 @@ describe.each(frameworks)('the Pedestal counter stream under $name', (framework)
       use: [sseChannel({ onClose: (reason) => closes.push(reason), retryMs: 60_000 }) as unknown as Handler],
       routes: { '/counter': counter as unknown as Handler },
     });
-    const { events: received } = events(`${app.url}/counter`, ['counter']);
+    const { events: received } = collectEvents(`${app.url}/counter`, ['counter']);
     await until(() => received.length === 10 && closes.length === 1, 'ten events and a close');
     expect(received.map((e) => e.data)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     expect(closes).toEqual(['server']);
@@ -89,7 +80,7 @@ describe('sseChannel(options)', () => {
   describe('response head', () => {
     it('commits the SSE head at once, with a jittered retry first', async () => {
       const app = await serve({ retryMs: 3000 }, { '/': (_req, res) => void res.sse() });
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitFor((body) => body.includes('\n\n'), 'retry line');
       expect(client.head).toMatch(/^HTTP\/1\.1 200 OK/);
       expect(client.header('content-type')).toBe('text/event-stream; charset=utf-8');
@@ -106,7 +97,7 @@ describe('sseChannel(options)', () => {
       const app = await serve({ retryMs: 3000 }, { '/': (_req, res) => void res.sse() });
       const values = new Set<string>();
       for (let i = 0; i < 8; i++) {
-        const client = raw(app.port, '/');
+        const client = new RawSseClient(app.port, '/');
         values.add(await client.waitFor((b) => b.endsWith('\n\n'), 'retry'));
       }
       expect(values.size).toBeGreaterThan(1);
@@ -120,7 +111,7 @@ describe('sseChannel(options)', () => {
       const app = await serve({ headers: { 'X-Stream': 'yes' } }, { '/': (_req, res) => void res.sse() }, [
         cors,
       ]);
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitFor((b) => b.length > 0, 'first bytes');
       expect(client.header('access-control-allow-origin')).toBe('*');
       expect(client.header('x-stream')).toBe('yes');
@@ -128,7 +119,7 @@ describe('sseChannel(options)', () => {
 
     it('sends nothing before the head when retryMs is null, and the head still arrives', async () => {
       const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse() });
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await until(() => client.head !== '', 'head');
       expect(await untilStable(() => client.body, 'the body after the head')).toBe('');
     });
@@ -147,7 +138,7 @@ describe('sseChannel(options)', () => {
             }),
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitFor((b) => b === 'data: late\n\n', 'late event');
       expect(returned).toBe(true);
       await client.waitEnded();
@@ -167,7 +158,7 @@ describe('sseChannel(options)', () => {
             }),
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitEnded();
       expect(closes).toEqual(['error']);
       // A producer the ready function started before it threw is told to stop, not left blocked.
@@ -183,7 +174,7 @@ describe('sseChannel(options)', () => {
           '/': (_req, res) => void res.sse(async () => Promise.reject(new Error('async ready failed'))),
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitEnded();
       expect(closes).toEqual(['error']);
     });
@@ -194,7 +185,7 @@ describe('sseChannel(options)', () => {
       void channel.put('b');
       channel.close();
       const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse(channel) });
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitEnded();
       expect(client.body).toBe('data: a\n\ndata: b\n\n');
       expect(client.terminated).toBe(true);
@@ -206,7 +197,7 @@ describe('sseChannel(options)', () => {
         yield { id: 42, name: 'Ada' };
       }
       const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse(ticks()) });
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitEnded();
       expect(client.body).toBe('event: tick\nid: 1\ndata: {"n":1}\n\ndata: {"id":42,"name":"Ada"}\n\n');
     });
@@ -221,7 +212,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitEnded();
       expect(client.body).toBe('event: greeting\ndata: hello\ndata: world\n\n');
     });
@@ -233,7 +224,7 @@ describe('sseChannel(options)', () => {
         },
       };
       const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse(subscription) });
-      const client = raw(app.port, '/', { 'Last-Event-ID': '6' });
+      const client = new RawSseClient(app.port, '/', { 'Last-Event-ID': '6' });
       await client.waitEnded();
       expect(client.body).toBe('id: 7\ndata: resume after 6\n\n');
     });
@@ -254,7 +245,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      await raw(app.port, '/').waitEnded();
+      await new RawSseClient(app.port, '/').waitEnded();
       expect(error).toBeInstanceOf(TypeError);
       expect((error as Error).message).toMatch(/head was already sent/);
     });
@@ -274,7 +265,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      raw(app.port, '/');
+      new RawSseClient(app.port, '/');
       await until(() => error !== undefined, 'error');
       expect(error).toBeInstanceOf(TypeError);
       expect((error as Error).message).toMatch(/number \(42\)/);
@@ -296,7 +287,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitEnded();
       expect(error).toBeInstanceOf(TypeError);
       expect(client.body).toBe('');
@@ -318,9 +309,9 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      await raw(app.port, '/', { 'Last-Event-ID': 'abc-1' }).waitEnded();
-      await raw(app.port, '/?lastEventId=q-7').waitEnded();
-      await raw(app.port, '/').waitEnded();
+      await new RawSseClient(app.port, '/', { 'Last-Event-ID': 'abc-1' }).waitEnded();
+      await new RawSseClient(app.port, '/?lastEventId=q-7').waitEnded();
+      await new RawSseClient(app.port, '/').waitEnded();
       expect(seen).toEqual(['abc-1', 'abc-1', 'q-7', 'q-7', undefined, undefined]);
     });
 
@@ -339,7 +330,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      const { events: received } = events(`${app.url}/`);
+      const { events: received } = collectEvents(`${app.url}/`);
       await until(() => connections.length >= 2, 'a reconnect');
       expect(received[0]).toEqual({ type: 'message', data: 'first', lastEventId: 'evt-1' });
       expect(connections.slice(0, 2)).toEqual([undefined, 'evt-1']);
@@ -354,7 +345,7 @@ describe('sseChannel(options)', () => {
       const app = await serve({ retryMs: null, heartbeatMs: 100 }, { '/': (_req, res) => void res.sse() });
       const loopDelay = monitorEventLoopDelay({ resolution: 10 });
       loopDelay.enable();
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await until(() => client.head !== '', 'head');
       const start = Date.now();
       const heartbeats = () => client.arrivals.filter((a) => a.text.includes(':\n\n')).map((a) => a.at);
@@ -380,7 +371,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       // Four heartbeat intervals of events every 20 ms: a silence of 300 ms never happens (unless the
       // machine stalls the event loop for most of that, which the margin leaves room for).
       await until(() => client.body.split('data: busy').length > 60, 'sixty events');
@@ -397,7 +388,7 @@ describe('sseChannel(options)', () => {
       );
       const timers = trackTimers();
       try {
-        const sockets = Array.from({ length: 1000 }, () => raw(app.port, '/'));
+        const sockets = Array.from({ length: 1000 }, () => new RawSseClient(app.port, '/'));
         await until(() => open.length === 1000, '1,000 streams', 20_000);
         expect(app.middleware.size).toBe(1000);
         expect(timers.live()).toBe(1);
@@ -433,7 +424,7 @@ describe('sseChannel(options)', () => {
     it('writes each event to the socket as one chunk, byte for byte what res.write would send', async () => {
       const { route, writes } = sendsAndCounts({ event: 'é', data: 'multi\nline' }, 'second');
       const app = await serve({ retryMs: null }, { '/': route });
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitEnded();
       expect(client.body).toBe('event: é\ndata: multi\ndata: line\n\ndata: second\n\n');
       expect(client.terminated).toBe(true);
@@ -443,7 +434,7 @@ describe('sseChannel(options)', () => {
     it('falls back to res.write where something patched it (compression)', async () => {
       const { route, writes } = sendsAndCounts('through res.write');
       const app = await serve({ retryMs: null }, { '/': route }, [compression() as unknown as Handler]);
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitEnded();
       expect(client.body).toBe('data: through res.write\n\n');
       expect(writes.calls).toBeGreaterThan(0);
@@ -452,7 +443,7 @@ describe('sseChannel(options)', () => {
     it('falls back to res.write for an HTTP/1.0 client, which gets a close-delimited body', async () => {
       const { route, writes } = sendsAndCounts('old client');
       const app = await serve({ retryMs: null }, { '/': route });
-      const client = raw(app.port, '/', {}, '1.0');
+      const client = new RawSseClient(app.port, '/', {}, '1.0');
       await client.waitClosed();
       expect(client.header('transfer-encoding')).toBeUndefined();
       expect(client.body).toBe('data: old client\n\n');
@@ -467,7 +458,7 @@ describe('sseChannel(options)', () => {
       const server = http.createServer((req, res) => middleware(req, res, () => void (res as SseRes).sse()));
       server.setTimeout(100);
       const app = await listen(server);
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await until(() => client.head !== '', 'head');
       // The server's 100 ms socket timeout would have closed an idle connection by now.
       expect(await untilStable(() => client.closed, 'the connection', { quietMs: 400 })).toBe(false);
@@ -477,7 +468,7 @@ describe('sseChannel(options)', () => {
 
   describe('slow clients', () => {
     const paused = (port: number) => {
-      const client = raw(port, '/');
+      const client = new RawSseClient(port, '/');
       client.socket.pause();
       return client;
     };
@@ -611,7 +602,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await until(() => stream !== undefined && client.head !== '', 'stream');
       client.close();
       await until(() => closes.length === 1, 'onClose');
@@ -640,7 +631,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitEnded();
       expect(client.terminated).toBe(true);
       await until(ticks.released, 'iterator returned');
@@ -659,7 +650,7 @@ describe('sseChannel(options)', () => {
           '/': (_req, res) => void res.sse(failing()),
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitClosed();
       expect(client.body).toBe('data: one\n\n');
       expect(client.terminated).toBe(false);
@@ -679,7 +670,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       client.socket.pause();
       await until(() => pending !== undefined, 'sends');
       stream?.close();
@@ -756,9 +747,9 @@ describe('sseChannel(options)', () => {
       }
       await until(() => released.length === 2, 'both sources released after HEAD');
       expect(released).toEqual(['ReadableStream cancelled', 'Readable destroyed']);
-      raw(app.port, '/hold');
+      new RawSseClient(app.port, '/hold');
       await until(() => app.middleware.size === 1, 'the one stream maxStreams allows');
-      for (const path of ['/web', '/node']) await raw(app.port, path).waitEnded();
+      for (const path of ['/web', '/node']) await new RawSseClient(app.port, path).waitEnded();
       await until(() => released.length === 4, 'both sources released past maxStreams');
       expect(released.slice(2)).toEqual(['ReadableStream cancelled', 'Readable destroyed']);
     });
@@ -821,7 +812,7 @@ describe('sseChannel(options)', () => {
             },
           },
         });
-        const client = raw(app.port, '/');
+        const client = new RawSseClient(app.port, '/');
         await client.waitEnded();
         await until(() => ticks.released() && closes.length === 1, 'the source released and onClose');
         expect(closes).toEqual(['server']);
@@ -849,7 +840,7 @@ describe('sseChannel(options)', () => {
           }),
         );
         const app = await listen(server);
-        const client = raw(app.port, target);
+        const client = new RawSseClient(app.port, target);
         await until(() => client.head !== '', 'the head');
         expect(client.head).toMatch(/^HTTP\/1\.1 200 /);
         expect(ids).toEqual([id]);
@@ -864,7 +855,7 @@ describe('sseChannel(options)', () => {
         { retryMs: null, onClose: (r) => closes.push(r) },
         { '/': (_req, res) => void res.sse(locked as unknown as AsyncIterable<string>) },
       );
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await client.waitClosed();
       expect(closes).toEqual(['error']);
     });
@@ -873,7 +864,7 @@ describe('sseChannel(options)', () => {
   describe('closeAll({ retryMs })', () => {
     it('sends every open stream a jittered retry and ends it', async () => {
       const app = await serve({ retryMs: null }, { '/': (_req, res) => void res.sse() });
-      const open = Array.from({ length: 5 }, () => raw(app.port, '/'));
+      const open = Array.from({ length: 5 }, () => new RawSseClient(app.port, '/'));
       await until(() => app.middleware.size === 5, 'five streams');
       await app.middleware.closeAll({ retryMs: 1000 });
       for (const client of open) {
@@ -904,10 +895,10 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      const stalled = raw(app.port, '/stalled');
+      const stalled = new RawSseClient(app.port, '/stalled');
       stalled.socket.pause();
       await until(() => app.middleware.size === 1, 'the stalled stream');
-      const reading = raw(app.port, '/reading');
+      const reading = new RawSseClient(app.port, '/reading');
       await until(() => app.middleware.size === 2, 'two streams');
       const started = Date.now();
       await app.middleware.closeAll({ retryMs: 1000, graceMs: 200 });
@@ -944,10 +935,10 @@ describe('sseChannel(options)', () => {
             }),
         },
       );
-      raw(app.port, '/');
-      raw(app.port, '/');
+      new RawSseClient(app.port, '/');
+      new RawSseClient(app.port, '/');
       await until(() => app.middleware.size === 2, 'two streams');
-      const third = raw(app.port, '/');
+      const third = new RawSseClient(app.port, '/');
       await third.waitEnded();
       expect(third.head).toMatch(/^HTTP\/1\.1 200 /);
       expect(third.body).toMatch(/^retry: \d+\n\n$/);
@@ -969,7 +960,7 @@ describe('sseChannel(options)', () => {
         },
         [compression({ threshold: 0 }) as unknown as Handler],
       );
-      const client = raw(app.port, '/', { 'Accept-Encoding': 'gzip' });
+      const client = new RawSseClient(app.port, '/', { 'Accept-Encoding': 'gzip' });
       await until(() => stream !== undefined, 'stream');
       void stream?.send('one');
       await client.waitFor((b) => b === 'data: one\n\n', 'first event');
@@ -994,7 +985,7 @@ describe('sseChannel(options)', () => {
       const res = await new Promise<http.IncomingMessage>((resolve) =>
         http.get(`${app.url}/`, { headers: { 'Accept-Encoding': 'gzip' } }, resolve),
       );
-      clients.push({ close: () => res.destroy() });
+      closeWithServers({ close: () => res.destroy() });
       expect(res.headers['content-encoding']).toBe('gzip');
       const gunzip = res.pipe(zlib.createGunzip());
       let text = '';
@@ -1105,7 +1096,7 @@ describe('sseChannel(options)', () => {
           },
         },
       );
-      raw(app.port, '/');
+      new RawSseClient(app.port, '/');
       await until(() => error !== undefined, 'the TypeError');
       expect((error as Error).message).toMatch(/^res\.sse: expected `retryMs`/);
       await expect(app.middleware.closeAll({ retryMs: 1.5 })).rejects.toThrow(
@@ -1125,8 +1116,8 @@ describe('sseChannel(options)', () => {
       };
       try {
         const app = await serve({ retryMs: null }, { '/': (_req, res) => res.sse().close() }, [other]);
-        await raw(app.port, '/').waitEnded();
-        await raw(app.port, '/').waitEnded();
+        await new RawSseClient(app.port, '/').waitEnded();
+        await new RawSseClient(app.port, '/').waitEnded();
         const ours = emitWarning.mock.calls.filter(([message]) => /res\.sse/.test(String(message)));
         expect(ours).toHaveLength(1);
       } finally {
@@ -1148,7 +1139,7 @@ describe('sseChannel() timers', () => {
     const app = await listen(server);
     const timers = trackTimers();
     try {
-      const client = raw(app.port, '/');
+      const client = new RawSseClient(app.port, '/');
       await until(() => stream !== undefined, 'the stream');
       // the heartbeat timer, made when the first stream opened (it is unref'd)
       expect(timers.live()).toBe(1);

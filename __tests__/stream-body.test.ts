@@ -19,6 +19,7 @@ import {
   type StreamOutcome,
   streamBody,
 } from '../lib';
+import { openFileDescriptors } from './helpers/resources';
 import { abortAfter, closeAll, frameworks, type Handler, httpGet, rawRequest } from './helpers/servers';
 import { endlessTicks } from './helpers/sources';
 import { afterPendingEvents, deferred, sleep, until, untilStable } from './helpers/wait';
@@ -1153,8 +1154,4 @@ async function* letters(): AsyncGenerator<string> {
     await sleep(2);
     yield letter;
   }
-}
-
-function openFileDescriptors(): number {
-  return fs.readdirSync('/proc/self/fd').length;
 }

@@ -5,7 +5,17 @@ import path from 'node:path';
 const ROOT = path.resolve(__dirname, '..', '..');
 /** What the build reads: a change to any of them makes `dist/` stale. */
 const INPUTS = ['lib', 'tsup.config.ts', 'package.json', 'tsconfig.json'];
-const OUTPUTS = ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts'];
+/** What the build writes to `dist/`: both entry points, in both module formats, with their types. */
+export const BUILD_OUTPUTS = [
+  'index.js',
+  'index.cjs',
+  'index.d.ts',
+  'index.d.cts',
+  'redis.js',
+  'redis.cjs',
+  'redis.d.ts',
+  'redis.d.cts',
+];
 
 function newestMtime(entry: string): number {
   const stat = fs.statSync(entry);
@@ -17,7 +27,7 @@ function newestMtime(entry: string): number {
 
 function oldestOutput(): number {
   let oldest = Number.POSITIVE_INFINITY;
-  for (const name of OUTPUTS) {
+  for (const name of BUILD_OUTPUTS) {
     const file = path.join(ROOT, 'dist', name);
     if (!fs.existsSync(file)) return 0;
     oldest = Math.min(oldest, fs.statSync(file).mtimeMs);

@@ -48,7 +48,8 @@ export function http2Client(port: number): http2.ClientHttp2Session {
 export interface Http2Result {
   status: number;
   headers: http2.IncomingHttpHeaders;
-  body: Buffer;
+  /** The body so far: all of it once the stream closed. */
+  readonly body: Buffer;
   trailers: http2.IncomingHttpHeaders | undefined;
   /** The stream ended cleanly ('end'). */
   ended: boolean;
@@ -56,49 +57,65 @@ export interface Http2Result {
   rstCode: number | undefined;
 }
 
-/** One request on a fresh session; `cancelWhen` closes the stream with CANCEL once the body so far matches. */
+/**
+ * One request on a fresh session, watched as it goes: `got` fills in as the response arrives, and
+ * `closed` resolves with it once the stream closes (the session is closed then). `cancelWhen` closes
+ * the stream with CANCEL once the body so far matches.
+ */
+export function http2Open(
+  port: number,
+  path: string,
+  headers: http2.OutgoingHttpHeaders = {},
+  options: { cancelWhen?: (soFar: Buffer) => boolean } = {},
+): { stream: http2.ClientHttp2Stream; got: Http2Result; closed: Promise<Http2Result> } {
+  const client = http2Client(port);
+  const stream = client.request({ ':path': path, ...headers });
+  const parts: Buffer[] = [];
+  const got: Http2Result = {
+    status: 0,
+    headers: {},
+    get body() {
+      return Buffer.concat(parts);
+    },
+    trailers: undefined,
+    ended: false,
+    error: undefined,
+    rstCode: undefined,
+  };
+  stream.on('response', (responseHeaders) => {
+    got.headers = responseHeaders;
+    got.status = Number(responseHeaders[':status']);
+  });
+  stream.on('data', (data: Buffer) => {
+    parts.push(data);
+    if (options.cancelWhen?.(got.body)) stream.close(http2.constants.NGHTTP2_CANCEL);
+  });
+  stream.on('trailers', (trailers) => {
+    got.trailers = trailers;
+  });
+  stream.on('end', () => {
+    got.ended = true;
+  });
+  stream.on('error', (error) => {
+    got.error = error;
+  });
+  const closed = new Promise<Http2Result>((resolve) => {
+    stream.on('close', () => {
+      got.rstCode = stream.rstCode;
+      client.close();
+      resolve(got);
+    });
+  });
+  stream.end();
+  return { stream, got, closed };
+}
+
+/** {@link http2Open}, for the response once its stream closed. */
 export function http2Request(
   port: number,
   path: string,
   headers: http2.OutgoingHttpHeaders = {},
   options: { cancelWhen?: (soFar: Buffer) => boolean } = {},
 ): Promise<Http2Result> {
-  const client = http2Client(port);
-  return new Promise((resolve) => {
-    const stream = client.request({ ':path': path, ...headers });
-    const result: Http2Result = {
-      status: 0,
-      headers: {},
-      body: Buffer.alloc(0),
-      trailers: undefined,
-      ended: false,
-      error: undefined,
-      rstCode: undefined,
-    };
-    const parts: Buffer[] = [];
-    stream.on('response', (responseHeaders) => {
-      result.headers = responseHeaders;
-      result.status = Number(responseHeaders[':status']);
-    });
-    stream.on('data', (data: Buffer) => {
-      parts.push(data);
-      if (options.cancelWhen?.(Buffer.concat(parts))) stream.close(http2.constants.NGHTTP2_CANCEL);
-    });
-    stream.on('trailers', (trailers) => {
-      result.trailers = trailers;
-    });
-    stream.on('end', () => {
-      result.ended = true;
-    });
-    stream.on('error', (error) => {
-      result.error = error;
-    });
-    stream.on('close', () => {
-      result.body = Buffer.concat(parts);
-      result.rstCode = stream.rstCode;
-      client.close();
-      resolve(result);
-    });
-    stream.end();
-  });
+  return http2Open(port, path, headers, options).closed;
 }

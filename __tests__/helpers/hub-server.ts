@@ -59,3 +59,23 @@ export function dataOf(client: { readonly body: string }, name = 'msg'): string[
 /** '1' … 'n' as strings, as event data arrives. */
 export const range = (from: number, to: number): string[] =>
   Array.from({ length: to - from + 1 }, (_, i) => String(from + i));
+
+/**
+ * Publishes `msg` events whose data are `from` … `to` (each followed by `:` and `size` x's when `size`
+ * is given); resolves with their ids, in order.
+ */
+export async function publishMany(
+  hub: Hub,
+  topic: string,
+  from: number,
+  to: number,
+  size = 0,
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = from; i <= to; i++) {
+    ids.push(
+      await hub.publish(topic, { event: 'msg', data: size > 0 ? `${i}:${'x'.repeat(size)}` : String(i) }),
+    );
+  }
+  return ids;
+}

@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './servers';
-import { until } from './wait';
+import { until, untilAsync } from './wait';
 
 export function findNginx(): string | undefined {
   const candidates = [process.env.NGINX_PATH, '/usr/sbin/nginx', '/usr/bin/nginx'];
@@ -13,7 +13,6 @@ export function findNginx(): string | undefined {
 
 export interface Nginx {
   readonly port: number;
-  readonly url: string;
   /** What nginx wrote to its error log (upstream failures show up here). */
   errorLog(): string;
   stop(): Promise<void>;
@@ -57,10 +56,9 @@ http {
   const child: ChildProcess = spawn(binary, ['-p', dir, '-c', conf], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   await until(() => fs.existsSync(path.join(dir, 'nginx.pid')), 'nginx to start', 5000);
-  await waitListening(port);
+  await untilAsync(() => accepts(port), `nginx to listen on ${port}`, 2500);
   return {
     port,
-    url: `http://127.0.0.1:${port}`,
     errorLog: () => fs.readFileSync(path.join(dir, 'error.log'), 'utf8'),
     async stop() {
       child.kill('SIGTERM');
@@ -70,18 +68,13 @@ http {
   };
 }
 
-/** Resolves once something accepts connections on `port` (bounded: 50 tries). */
-async function waitListening(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const accepted = await new Promise<boolean>((resolve) => {
-      const socket = net.connect(port, '127.0.0.1', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
+/** Whether something accepts a connection on `port` now. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve(true);
     });
-    if (accepted) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`nginx did not listen on ${port}`);
+    socket.once('error', () => resolve(false));
+  });
 }

@@ -7,6 +7,36 @@ import { until } from './wait';
 const ROOT = path.resolve(__dirname, '..', '..');
 const started = new Set<ChildProcess>();
 
+/** What a child process printed so far: each stream, and both in the order they arrived. */
+export interface Printed {
+  stdout: string;
+  stderr: string;
+  all: string;
+}
+
+/** Runs `node …args` from the package root, collecting what it prints; `exited` resolves with how it ended. */
+export function spawnNode(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): {
+  child: ChildProcess;
+  printed: Printed;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+} {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
+  const printed: Printed = { stdout: '', stderr: '', all: '' };
+  for (const name of ['stdout', 'stderr'] as const) {
+    child[name]?.on('data', (data: Buffer) => {
+      printed[name] += data.toString();
+      printed.all += data.toString();
+    });
+  }
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, printed, exited };
+}
+
 export interface HubProcess {
   readonly port: number;
   readonly child: ChildProcess;
@@ -20,31 +50,18 @@ export async function startHubProcess(
   redisUrl: string,
   prefix: string,
 ): Promise<HubProcess> {
-  const child = spawn(
-    process.execPath,
+  const { child, printed } = spawnNode(
     [path.join(__dirname, '..', 'fixtures', 'redis', 'hub-server.mjs'), kind, redisUrl, prefix],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE_OPTIONS: '' },
-    },
+    { ...process.env, NODE_OPTIONS: '' },
   );
   started.add(child);
-  let output = '';
-  let errors = '';
-  child.stdout?.on('data', (data: Buffer) => {
-    output += data.toString();
-  });
-  child.stderr?.on('data', (data: Buffer) => {
-    errors += data.toString();
-  });
   await until(
-    () => output.includes('\n') || child.exitCode !== null,
-    () => `the ${kind} process to listen (${errors})`,
+    () => printed.stdout.includes('\n') || child.exitCode !== null,
+    () => `the ${kind} process to listen (${printed.stderr})`,
     10_000,
   );
-  if (child.exitCode !== null) throw new Error(`the ${kind} process exited: ${errors}`);
-  const { port } = JSON.parse(output.split('\n')[0]!) as { port: number };
+  if (child.exitCode !== null) throw new Error(`the ${kind} process exited: ${printed.stderr}`);
+  const { port } = JSON.parse(printed.stdout.split('\n')[0]!) as { port: number };
   return { port, child, kill: () => child.kill('SIGKILL') };
 }
 

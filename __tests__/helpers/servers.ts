@@ -40,9 +40,18 @@ export interface Framework {
 }
 
 const running = new Set<Running>();
+const clients = new Set<{ close(): void }>();
 
-/** Closes every server (HTTP/1 and HTTP/2) a test started; call from afterEach. */
+/** Has the next {@link closeAll} close `client` (before the servers): for clients a test leaves open. */
+export function closeWithServers<T extends { close(): void }>(client: T): T {
+  clients.add(client);
+  return client;
+}
+
+/** Closes every client left open, then every server (HTTP/1 and HTTP/2) a test started; call from afterEach. */
 export async function closeAll(): Promise<void> {
+  for (const client of clients) client.close();
+  clients.clear();
   const servers = [...running];
   running.clear();
   await Promise.all([...servers.map((s) => s.close()), closeHttp2()]);

@@ -4,7 +4,6 @@
  * everything the library held is let go. Used by `npm run soak` (minutes) and by a short test in
  * `npm test`. Every loop is bounded in count and time; traffic goes to loopback only.
  */
-import fs from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
@@ -31,6 +30,7 @@ import {
   sseChannel,
   streamBody,
 } from '../../lib';
+import { type ListenerCounts, listenerCounts, nodeProcess, openFileDescriptors } from './resources';
 import { sleep } from './wait';
 
 export interface SoakOptions {
@@ -86,7 +86,6 @@ type Res = http.ServerResponse &
 
 // From the package root (npm scripts and jest run there): the harness runs as CommonJS under jest and as ESM under tsx.
 const FILES = path.resolve('__tests__', 'fixtures', 'files');
-const LISTENED = ['close', 'finish', 'error', 'drain'] as const;
 
 /** mulberry32: a small seeded generator, so a failing run can be replayed with its seed. */
 function random(seed: number): () => number {
@@ -107,22 +106,20 @@ function countBy(items: string[]): Record<string, number> {
 }
 
 /**
- * The listeners a response carries. A response compression() compresses gets compression's own
- * 'drain' listener once its head is written: that one is compression's, so 'drain' is not counted
- * there (the 'drain' listeners that reach compression's zlib stream are watched on their own).
+ * Whether a response carries other listeners than `before`. A response compression() compresses gets
+ * compression's own 'drain' listener once its head is written: that one is compression's, so 'drain'
+ * is not counted there (the 'drain' listeners that reach compression's zlib stream are watched on their own).
  */
-function listenerCounts(res: http.ServerResponse | http2.Http2ServerResponse): number[] {
-  return LISTENED.map((event) => res.listenerCount(event));
-}
-
-function listenersLeft(res: http.ServerResponse | http2.Http2ServerResponse, before: number[]): boolean {
+function listenersLeft(
+  res: http.ServerResponse | http2.Http2ServerResponse,
+  before: ListenerCounts,
+): boolean {
   const compressed = res.getHeader('content-encoding') !== undefined;
   const after = listenerCounts(res);
-  return LISTENED.some((event, i) => !(compressed && event === 'drain') && after[i] !== before[i]);
+  return (Object.keys(after) as Array<keyof ListenerCounts>).some(
+    (event) => !(compressed && event === 'drain') && after[event] !== before[event],
+  );
 }
-
-/** Node's own process object, not the test sandbox's copy: its events and resources are the real ones. */
-const nodeProcess = vm.runInThisContext('process') as NodeJS.Process;
 
 function collectGarbage(): void {
   v8.setFlagsFromString('--expose-gc');
@@ -135,7 +132,7 @@ async function settledSnapshot() {
   collectGarbage();
   return {
     resources: countBy(nodeProcess.getActiveResourcesInfo()),
-    descriptors: fs.readdirSync('/proc/self/fd').length,
+    descriptors: openFileDescriptors(),
     heap: process.memoryUsage().heapUsed,
   };
 }

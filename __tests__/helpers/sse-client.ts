@@ -1,9 +1,12 @@
 import net from 'node:net';
 import { EventSource } from 'eventsource';
-import { dechunk } from './servers';
+import { closeWithServers, dechunk } from './servers';
 import { until } from './wait';
 
-/** A raw-socket SSE client: the exact bytes, with arrival times, and a way to stop reading. */
+/**
+ * A raw-socket SSE client: the exact bytes, with arrival times, and a way to stop reading. The next
+ * `closeAll()` of servers.ts closes it.
+ */
 export class RawSseClient {
   readonly socket: net.Socket;
   readonly arrivals: Array<{ at: number; text: string }> = [];
@@ -23,6 +26,7 @@ export class RawSseClient {
     const lines = [`GET ${path} HTTP/${version}`, 'Host: 127.0.0.1', 'Accept: text/event-stream'];
     for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
     this.socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+    closeWithServers(this);
   }
 
   get head(): string {
@@ -87,12 +91,12 @@ export interface ReceivedEvent {
   lastEventId: string;
 }
 
-/** The real `eventsource` client, collecting events of the given types. */
+/** The real `eventsource` client, collecting events of the given types; the next `closeAll()` closes it. */
 export function collectEvents(
   url: string,
   types: string[] = ['message'],
 ): { source: EventSource; events: ReceivedEvent[] } {
-  const source = new EventSource(url);
+  const source = closeWithServers(new EventSource(url));
   const events: ReceivedEvent[] = [];
   for (const type of types) {
     source.addEventListener(type, (event) => {

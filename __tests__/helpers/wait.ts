@@ -2,15 +2,35 @@
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Resolves when `check()` is true, polling; fails naming `what` (made at the failure) after `ms`. */
-export async function until(check: () => boolean, what: string | (() => string), ms = 3000): Promise<void> {
+export function until(check: () => boolean, what: string | (() => string), ms = 3000): Promise<void> {
+  return untilAsync(async () => check(), what, ms);
+}
+
+/**
+ * {@link until} for a check that has to be awaited (a query, or an attempt retried until it succeeds):
+ * each check settles before the next one starts, so it must settle on its own (a command timeout, a
+ * refused connection).
+ */
+export async function untilAsync(
+  check: () => Promise<boolean>,
+  what: string | (() => string),
+  ms = 3000,
+): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!check()) {
+  while (!(await check())) {
     if (Date.now() > deadline) {
       throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
     }
     await sleep(5);
   }
 }
+
+/** Whether `attempt` resolves (a check for {@link untilAsync} that retries it while it rejects). */
+export const succeeds = (attempt: Promise<unknown>): Promise<boolean> =>
+  attempt.then(
+    () => true,
+    () => false,
+  );
 
 /**
  * Polls `read()` until its value has not changed for `quietMs` (while `ready()` holds), then returns
