@@ -1,5 +1,14 @@
 import diagnostics from 'node:diagnostics_channel';
-import { createHub, type Hub, HubClosedError, type HubMessage, memoryStore, type ResetReason } from '../lib';
+import {
+  createHub,
+  type Hub,
+  HubClosedError,
+  type HubMessage,
+  type HubStore,
+  HubStoreError,
+  memoryStore,
+  type ResetReason,
+} from '../lib';
 import { dataOf, parseEvents, publishMany, range, serveHub } from './helpers/hub-server';
 import { closeAll } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
@@ -38,6 +47,48 @@ describe('createHub(options?)', () => {
       ]);
       expect(b.body).toBe(a.body);
       expect(dataOf(other)).toEqual([]);
+    });
+
+    it("opens a subscriber's stream only once it is positioned: what is published after the client's open arrives", async () => {
+      // A store that answers position() late, as a remote one (Redis) does: the head must wait for it.
+      const store = memoryStore();
+      const slowStore: HubStore = {
+        append: (topic, record) => store.append(topic, record),
+        position: (topic) => sleep(50).then(() => store.position(topic)),
+        read: (topic, after, limit) => store.read(topic, after, limit),
+        listen: (topic, onEvents) => store.listen(topic, onEvents),
+        unlisten: (topic) => store.unlisten(topic),
+        close: () => store.close(),
+      };
+      const hub = hubOf({ store: slowStore });
+      await hub.publish('t', 'before');
+      const app = await serveHub(hub);
+      const client = new RawSseClient(app.port, '/feed/t');
+      await until(() => client.head !== '', 'the head: the client opened');
+      await hub.publish('t', { event: 'msg', data: 'after the open' });
+      await until(() => dataOf(client).length === 1, () => `the event published after the open: ${client.body}`);
+      expect(dataOf(client)).toEqual(['after the open']);
+    });
+
+    it("commits the head of a subscriber's stream whose store fails, so that EventSource retries", async () => {
+      const store = memoryStore();
+      const failing: HubStore = {
+        append: (topic, record) => store.append(topic, record),
+        position: () => Promise.reject(new HubStoreError('the store is down')),
+        read: (topic, after, limit) => store.read(topic, after, limit),
+        listen: (topic, onEvents) => store.listen(topic, onEvents),
+        unlisten: (topic) => store.unlisten(topic),
+        close: () => store.close(),
+      };
+      const hub = hubOf({ store: failing });
+      const app = await serveHub(hub);
+      const client = new RawSseClient(app.port, '/feed/t');
+      await client.waitEnded();
+      expect(client.head).toMatch(/^HTTP\/1\.1 200 /);
+      expect(client.head).toMatch(/content-type: text\/event-stream/i);
+      expect(client.body).toBe('');
+      expect(client.terminated).toBe(true);
+      await until(() => hub.stats().subscribers === 0, 'the subscriber gone');
     });
 
     it('positions a first connection at the head with an id-only event, so a reconnect resumes from there', async () => {

@@ -2,7 +2,7 @@ import { channels } from '../core/diagnostics';
 import { reportUnheard } from '../core/errors';
 import { checkCount, checkFunction, checkOptionsObject, optionError } from '../core/options';
 import { describeValue } from '../core/util';
-import { type EncodedEvent, encodedText } from '../sse/encoded';
+import { type EncodedEvent, encodedText, holdsHead } from '../sse/encoded';
 import { defaultSerialize, encodeRetry, type Serialize } from '../sse/encoder';
 import { jitter } from '../sse/head';
 import type { IdSource } from '../sse/last-event-id';
@@ -115,7 +115,9 @@ class HubCore implements Hub, SubscriberHost {
       throw new TypeError(`hub.subscribe: expected \`req\` to be the request, got ${describeValue(req)}`);
     }
     let attached = false;
-    return {
+    const subscription: SseSubscription & { readonly [holdsHead]: true } = {
+      // the client sees its stream open once its subscriber is positioned (Subscriber.#position)
+      [holdsHead]: true,
       [SseSubscription]: (stream) => {
         if (attached)
           throw new TypeError(
@@ -129,6 +131,7 @@ class HubCore implements Hub, SubscriberHost {
         new Subscriber(this, topic, req, options).attach(stream);
       },
     };
+    return subscription;
   }
 
   stats(): HubStats {

@@ -3,6 +3,7 @@ import { channels } from '../core/diagnostics';
 import { reportUnheard } from '../core/errors';
 import {
   closeReason,
+  commitHead,
   deliverLive,
   deliverPaced,
   type EncodedEvent,
@@ -152,10 +153,14 @@ export class Subscriber {
     }
   }
 
-  /** Judges the client's id by numbers: exact resume, a first connection, or a reset. */
+  /**
+   * Judges the client's id by numbers: exact resume, a first connection, or a reset. Only then does the
+   * client see its stream open: whatever is published after its `onopen` lies past this position.
+   */
   async #position(lastEventId: string | undefined): Promise<void> {
     const position = await this.#host.position(this.topic);
     if (this.#isClosed) return;
+    this.#sink![commitHead]();
     this.#epoch = position.epoch;
     if (lastEventId === undefined || lastEventId === '') {
       if (this.#from === 'earliest') this.#last = position.first - 1;

@@ -11,6 +11,7 @@ import { describeValue, ignore, isPromiseLike, resolvedFalse, resolvedTrue } fro
 import { GONE, ResponseWriter } from '../core/writer';
 import {
   closeReason,
+  commitHead,
   deliverLive,
   deliverPaced,
   type EncodedEvent,
@@ -58,6 +59,8 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
   readonly #streams: TickScheduler;
   readonly #settings: ConnectionSettings;
   #closed: SseCloseReason | undefined;
+  /** The SSE head is out: the client saw the stream open. */
+  #headSent = false;
   #lastWriteTick: number;
   #blockedSinceTick = -1;
   /** A write returned false and no `'drain'` came yet: only then is the queue measured. */
@@ -109,17 +112,31 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     else this.#onClosed = withHook(this.#onClosed, hook);
   }
 
-  /** Commits the SSE head at once, so `EventSource.onopen` fires and proxies see the stream start. */
-  start(): void {
+  /**
+   * Opens the stream: it counts, hears its client leave and is reached by `closeAll()`. The SSE head
+   * goes out at once, so `EventSource.onopen` fires and proxies see the stream start — unless its
+   * source holds it (see {@link holdsHead}); then it goes out at the source's word, or with the first
+   * byte written, or as the stream ends, whichever comes first.
+   */
+  start(holdHead = false): void {
     this.#announce();
-    const res = this.#writer.res;
-    writeSseHead(res, this.#settings.headers);
-    this.#socket = directSocket(res);
-    const { bufferBytes } = this.#settings;
-    this.#smallBuffer = bufferBytes !== null && bufferBytes < res.writableHighWaterMark;
     // The client left, or the app ended the response itself (its own timeout, an error handler).
     this.#writer.whenAborted(() => this.#teardown(this.#writer.res.writableEnded ? 'server' : 'client'));
     this.#streams.add(this);
+    if (!holdHead) this.#commitHead();
+  }
+
+  [commitHead](): void {
+    if (!this.#closed) this.#commitHead();
+  }
+
+  #commitHead(): void {
+    if (!this.#writeHead()) return;
+    const res = this.#writer.res;
+    this.#socket = directSocket(res);
+    const { bufferBytes } = this.#settings;
+    this.#smallBuffer = bufferBytes !== null && bufferBytes < res.writableHighWaterMark;
+    this.#lastWriteTick = this.#streams.tick;
     if (this.#settings.retryMs !== null) this.#put(encodeRetry(jitter(this.#settings.retryMs)));
   }
 
@@ -129,9 +146,8 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
    */
   endAtOnce(retry: boolean): void {
     this.#announce();
-    const res = this.#writer.res;
-    writeSseHead(res, this.#settings.headers);
-    if (retry) res.write(encodeRetry(jitter(this.#settings.retryMs ?? DEFAULT_RETRY_MS)));
+    this.#writeHead();
+    if (retry) this.#writer.res.write(encodeRetry(jitter(this.#settings.retryMs ?? DEFAULT_RETRY_MS)));
     this.#teardown('server');
   }
 
@@ -184,6 +200,8 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
   }
 
   tick(now: number): void {
+    // a held head: nothing written yet, so nothing to keep alive or to wait for
+    if (!this.#headSent) return;
     const { heartbeatTicks, deadlineTicks } = this.#settings;
     const blocked = this.#socket ? this.#socket.writableNeedDrain : needsDrain(this.#writer.res);
     if (deadlineTicks !== null) {
@@ -278,6 +296,7 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
    * `res.write` would send — skipping Node's per-write corking and Express's megamorphic `res.write`.
    */
   #put(chunk: Chunk): boolean {
+    if (!this.#headSent) this.#commitHead();
     this.#lastWriteTick = this.#streams.tick;
     const socket = this.#socket;
     let belowHighWaterMark: boolean;
@@ -354,6 +373,14 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     }
   }
 
+  /** Writes the SSE head unless it is out already; true if it wrote it. */
+  #writeHead(): boolean {
+    if (this.#headSent) return false;
+    this.#headSent = true;
+    writeSseHead(this.#writer.res, this.#settings.headers);
+    return true;
+  }
+
   /** Tells diagnostics_channel subscribers (APM agents) that a stream began. */
   #announce(): void {
     if (!channels.sseOpen.hasSubscribers) return;
@@ -365,6 +392,9 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
       this.#writer.detach();
       return;
     }
+    // A stream that ends before its held head went out still answers as a stream, so that EventSource
+    // reconnects: any other answer would make it give up for good.
+    this.#writeHead();
     if (reason !== 'server') {
       this.#writer.truncate(cause);
       return;

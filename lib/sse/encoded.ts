@@ -28,6 +28,13 @@ export const deliverLive: unique symbol = Symbol.for('express-streaming.sse.deli
 export const deliverPaced: unique symbol = Symbol.for('express-streaming.sse.deliverPaced') as never;
 export const closeReason: unique symbol = Symbol.for('express-streaming.sse.closeReason') as never;
 export const whenClosed: unique symbol = Symbol.for('express-streaming.sse.whenClosed') as never;
+export const commitHead: unique symbol = Symbol.for('express-streaming.sse.commitHead') as never;
+/**
+ * Marks a subscription that commits the stream's head itself, once it knows where its client starts
+ * (a hub subscriber, after its store answered): until then the client has not seen the stream open, so
+ * nothing published after its `onopen` can fall before its starting point.
+ */
+export const holdsHead: unique symbol = Symbol.for('express-streaming.sse.holdsHead') as never;
 
 export interface EncodedSink {
   /**
@@ -44,4 +51,6 @@ export interface EncodedSink {
    * the stream's `signal` would cost each subscriber an AbortSignal and its listener maps.
    */
   [whenClosed](hook: () => void): void;
+  /** Commits the response head now, if it is not out yet (see {@link holdsHead}). */
+  [commitHead](): void;
 }

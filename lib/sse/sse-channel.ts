@@ -147,7 +147,7 @@ function openStream<D>(
     stream.endAtOnce(!head);
     return stream;
   }
-  stream.start();
+  stream.start(attach.holdsHead);
   attach.start(stream);
   return stream;
 }
