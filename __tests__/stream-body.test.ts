@@ -753,6 +753,57 @@ describe.each(frameworks)('streamBody() under $name', (framework) => {
         /file\(\) sets the response's status and headers, but the head was already sent/,
       );
     });
+    it('truncates visibly when a fetch Response comes after the head was sent, and cancels its body', async () => {
+      const heard: unknown[] = [];
+      let cancelled = false;
+      const app = await serve({
+        '/': (_req, res) => {
+          res.write('x');
+          const body = new ReadableStream<Uint8Array>({
+            cancel: () => {
+              cancelled = true;
+            },
+          });
+          void (res as Res).stream(new Response(body), { onError: (error) => heard.push(error) });
+        },
+      });
+      const raw = await rawRequest(app.port, '/');
+      expect(raw.terminated).toBe(false);
+      expect(raw.body.toString()).toBe('x');
+      expect(String(heard[0])).toMatch(
+        /a fetch Response sets the response's status and headers, but the head was already sent/,
+      );
+      await until(() => cancelled, "the Response's body cancelled");
+    });
+
+    it('refuses a body for a response the app already ended, naming why, and lets go of its source', async () => {
+      const heard: unknown[] = [];
+      const outcomes: StreamOutcome[] = [];
+      let returned = false;
+      const app = await serve({
+        '/': (_req, res) => {
+          res.end('done');
+          const rows = {
+            [Symbol.asyncIterator]: () => ({
+              next: () => Promise.resolve({ done: false as const, value: 'never' }),
+              return: () => {
+                returned = true;
+                return Promise.resolve({ done: true as const, value: undefined });
+              },
+            }),
+          };
+          void (res as Res)
+            .stream(rows, { onError: (error) => heard.push(error) })
+            .then((outcome) => outcomes.push(outcome));
+        },
+      });
+      const got = await httpGet(`${app.url}/`);
+      expect([got.complete, got.body.toString()]).toEqual([true, 'done']);
+      await until(() => outcomes.length === 1, 'the outcome');
+      expect(outcomes).toEqual(['errored']);
+      expect(String(heard[0])).toMatch(/res\.stream: the response has already ended/);
+      expect(returned).toBe(true);
+    });
   });
 
   describe('what users do by mistake', () => {
