@@ -213,8 +213,55 @@ export async function warmUp(
   await client.waitFor('reached', timeLimitMs, (m) => m.tag === 'warm');
 }
 
+/** A suite's result for one variant: it failed once it has a reason. */
+export interface VariantResult {
+  ok: boolean;
+  reason?: string;
+}
+
+/**
+ * How every side-by-side suite runs its variants: each one's rig opened first (a setup failure is the
+ * variant's reason, and it sits the rounds out), then `rounds` rounds in which every variant still
+ * standing takes one turn, in an order that rotates so that drift hits them all alike. A turn that
+ * fails answers with why (or throws it); that retires its rig. Every rig is closed at the end, whatever
+ * happened.
+ */
+export async function interleavedRounds<R extends VariantResult, G extends { close(): void }>(
+  entries: ReadonlyArray<{ readonly variant: string; readonly rig: G; readonly result: R }>,
+  rounds: number,
+  open: (rig: G) => Promise<void>,
+  turn: (rig: G, result: R, round: number) => Promise<string | undefined>,
+  roundLine: () => string = () => 'done',
+): Promise<void> {
+  try {
+    for (const { variant, rig, result } of entries) {
+      try {
+        await open(rig);
+      } catch (error) {
+        rig.close();
+        result.reason = `setup: ${firstLine(error)}`;
+        log(`  ${variant}: ${result.reason}`);
+      }
+    }
+    for (let round = 0; round < rounds; round++) {
+      for (const { rig, result } of rotate(entries, round)) {
+        if (result.reason) continue;
+        const failed = await turn(rig, result, round).catch((error: unknown) => firstLine(error));
+        if (failed !== undefined) {
+          result.reason = `round ${round + 1}: ${failed}`;
+          rig.close();
+        }
+      }
+      log(`    round ${round + 1}/${rounds}: ${roundLine()}`);
+    }
+    for (const { result } of entries) result.ok = result.reason === undefined;
+  } finally {
+    for (const { rig } of entries) rig.close();
+  }
+}
+
 /** `items` rotated left by `round` places: the order in which rigs take their turn in that round. */
-export function rotate<T>(items: readonly T[], round: number): T[] {
+function rotate<T>(items: readonly T[], round: number): T[] {
   const shift = items.length === 0 ? 0 : round % items.length;
   return [...items.slice(shift), ...items.slice(0, shift)];
 }

@@ -11,10 +11,10 @@
 import {
   type Child,
   firstLine,
+  interleavedRounds,
   log,
   type Message,
   openClients,
-  rotate,
   SERVER_ARGV,
   serverHolds,
   sleep,
@@ -226,48 +226,26 @@ export async function runHubSuite(
   clients: number,
   options: HubSuiteOptions,
 ): Promise<Map<string, HubBroadcastResult>> {
-  const results = new Map<string, HubBroadcastResult>();
-  const rigs = new Map<string, HubRig>();
-  try {
-    for (const variant of variants) {
-      const result: HubBroadcastResult = { variant, clients, ok: false, throughput: [], paced: [] };
-      results.set(variant, result);
-      const rig = new HubRig(variant, clients);
-      try {
-        await rig.open(options);
-        rigs.set(variant, rig);
-      } catch (error) {
-        rig.close();
-        result.reason = `setup: ${firstLine(error)}`;
-        log(`  ${variant}: ${result.reason}`);
-      }
-    }
-    for (let round = 0; round < options.rounds; round++) {
-      for (const variant of rotate([...rigs.keys()], round)) {
-        const result = results.get(variant)!;
-        if (result.reason) continue;
-        const rig = rigs.get(variant)!;
-        const fast = await rig.phase({ count: options.events }, options.timeLimitMs);
-        result.throughput.push(fast);
-        const paced = fast.ok
-          ? await rig.phase(
-              { count: options.pacedEvents, intervalMs: options.intervalMs },
-              options.timeLimitMs,
-            )
-          : fast;
-        result.paced.push(paced);
-        if (!fast.ok || !paced.ok) {
-          result.reason = `round ${round + 1}: ${fast.reason ?? paced.reason}`;
-          rig.close();
-        }
-      }
-      log(`    round ${round + 1}/${options.rounds} done`);
-    }
-    for (const result of results.values()) result.ok = result.reason === undefined;
-    return results;
-  } finally {
-    for (const rig of rigs.values()) rig.close();
-  }
+  const entries = variants.map((variant) => ({
+    variant,
+    rig: new HubRig(variant, clients),
+    result: { variant, clients, ok: false, throughput: [], paced: [] } as HubBroadcastResult,
+  }));
+  await interleavedRounds(
+    entries,
+    options.rounds,
+    (rig) => rig.open(options),
+    async (rig, result) => {
+      const fast = await rig.phase({ count: options.events }, options.timeLimitMs);
+      result.throughput.push(fast);
+      const paced = fast.ok
+        ? await rig.phase({ count: options.pacedEvents, intervalMs: options.intervalMs }, options.timeLimitMs)
+        : fast;
+      result.paced.push(paced);
+      return fast.reason ?? paced.reason;
+    },
+  );
+  return new Map(entries.map(({ variant, result }) => [variant, result]));
 }
 
 export interface BurstResult {

@@ -15,9 +15,8 @@ import { keysOf } from '../lib/redis/entries';
 import {
   type Child,
   firstLine,
-  log,
+  interleavedRounds,
   openClients,
-  rotate,
   SERVER_ARGV,
   startChild,
   untilServerHas,
@@ -250,51 +249,38 @@ export async function runRedisBroadcast(
   const { clients } = options;
   // Both count their socket writes ('burst' mode): the Redis readers hand over what piled up since
   // their last read as one batch, one write per client, and the write count shows how much did.
-  const rigs = new Map<BroadcastVariant, HubRig | RedisPairRig>([
-    ['memory', new HubRig('hub', clients, 'burst')],
-    ['redis', new RedisPairRig(clients, prefix)],
-  ]);
-  const results = new Map<BroadcastVariant, RedisBroadcastResult>();
-  try {
-    for (const [variant, rig] of rigs) {
-      const result: RedisBroadcastResult = { variant, ok: false, throughput: [], paced: [] };
-      results.set(variant, result);
-      try {
-        await rig.open(options);
-      } catch (error) {
-        rig.close();
-        result.reason = `setup: ${firstLine(error)}`;
-        log(`  ${variant}: ${result.reason}`);
-      }
-    }
-    for (let round = 0; round < options.rounds; round++) {
-      const order: BroadcastVariant[] = round % 2 === 0 ? ['memory', 'redis'] : ['redis', 'memory'];
-      for (const variant of order) {
-        const result = results.get(variant)!;
-        if (result.reason) continue;
-        const rig = rigs.get(variant)!;
-        const run = async (pace: Pace): Promise<RedisPhase> => {
-          const { phase, redisUs } = await withRedisCpu(probe, () => rig.phase(pace, options.timeLimitMs));
-          return { ...phase, publishes: pace.count, redisUs };
-        };
-        const fast = await run({ count: options.events });
-        result.throughput.push(fast);
-        const paced = fast.ok
-          ? await run({ count: options.pacedEvents, intervalMs: options.intervalMs })
-          : fast;
-        result.paced.push(paced);
-        if (!fast.ok || !paced.ok) {
-          result.reason = `round ${round + 1}: ${fast.reason ?? paced.reason}`;
-          rig.close();
-        }
-      }
-      log(`    round ${round + 1}/${options.rounds}: ${[...results.values()].map(roundLine).join('; ')}`);
-    }
-    for (const result of results.values()) result.ok = result.reason === undefined;
-    return results;
-  } finally {
-    for (const rig of rigs.values()) rig.close();
-  }
+  const entries: Array<{
+    variant: BroadcastVariant;
+    rig: HubRig | RedisPairRig;
+    result: RedisBroadcastResult;
+  }> = [
+    { variant: 'memory', rig: new HubRig('hub', clients, 'burst') },
+    { variant: 'redis', rig: new RedisPairRig(clients, prefix) },
+  ].map(({ variant, rig }) => ({
+    variant: variant as BroadcastVariant,
+    rig,
+    result: { variant: variant as BroadcastVariant, ok: false, throughput: [], paced: [] },
+  }));
+  await interleavedRounds(
+    entries,
+    options.rounds,
+    (rig) => rig.open(options),
+    async (rig, result) => {
+      const run = async (pace: Pace): Promise<RedisPhase> => {
+        const { phase, redisUs } = await withRedisCpu(probe, () => rig.phase(pace, options.timeLimitMs));
+        return { ...phase, publishes: pace.count, redisUs };
+      };
+      const fast = await run({ count: options.events });
+      result.throughput.push(fast);
+      const paced = fast.ok
+        ? await run({ count: options.pacedEvents, intervalMs: options.intervalMs })
+        : fast;
+      result.paced.push(paced);
+      return fast.reason ?? paced.reason;
+    },
+    () => entries.map(({ result }) => roundLine(result)).join('; '),
+  );
+  return new Map(entries.map(({ variant, result }) => [variant, result]));
 }
 
 /** A variant's last full-speed phase, for the log: rounds far from the median are seen with their cause. */
@@ -339,46 +325,30 @@ export async function runPipelining(
   prefixes: Record<string, string>,
   options: PipelineOptions,
 ): Promise<Map<string, PipelineResult>> {
-  const rigs = new Map<string, HubRig>();
-  const results = new Map<string, PipelineResult>();
-  try {
-    for (const { id } of PIPELINE_VARIANTS) {
-      const result: PipelineResult = { variant: id, ok: false, phases: new Map() };
-      for (const window of options.windows) result.phases.set(window, []);
-      results.set(id, result);
-      const rig = new HubRig(id, options.subscribers);
-      rigs.set(id, rig);
-      try {
-        const env = id === 'hub' ? {} : redisEnv(prefixes[id]!);
-        await rig.open({ warmup: options.warmup, env });
-      } catch (error) {
-        rig.close();
-        result.reason = `setup: ${firstLine(error)}`;
-        log(`  ${id}: ${result.reason}`);
+  const entries = PIPELINE_VARIANTS.map(({ id }) => {
+    const result: PipelineResult = { variant: id, ok: false, phases: new Map() };
+    for (const window of options.windows) result.phases.set(window, []);
+    return { variant: id, rig: new HubRig(id, options.subscribers), result };
+  });
+  await interleavedRounds(
+    entries,
+    options.rounds,
+    (rig) =>
+      rig.open({
+        warmup: options.warmup,
+        env: rig.variant === 'hub' ? {} : redisEnv(prefixes[rig.variant]!),
+      }),
+    async (rig, result, round) => {
+      const windows = round % 2 === 0 ? options.windows : [...options.windows].reverse();
+      for (const window of windows) {
+        const { phase, redisUs } = await withRedisCpu(probe, () =>
+          rig.pipeline(options.count, window, options.timeLimitMs),
+        );
+        result.phases.get(window)!.push({ ...phase, redisUsPerPublish: redisUs / options.count });
+        if (!phase.ok) return `${window} in flight: ${phase.reason}`;
       }
-    }
-    const ids = [...rigs.keys()];
-    for (let round = 0; round < options.rounds; round++) {
-      for (const id of rotate(ids, round)) {
-        const result = results.get(id)!;
-        const windows = round % 2 === 0 ? options.windows : [...options.windows].reverse();
-        for (const window of windows) {
-          if (result.reason) break;
-          const { phase, redisUs } = await withRedisCpu(probe, () =>
-            rigs.get(id)!.pipeline(options.count, window, options.timeLimitMs),
-          );
-          result.phases.get(window)!.push({ ...phase, redisUsPerPublish: redisUs / options.count });
-          if (!phase.ok) {
-            result.reason = `round ${round + 1}, ${window} in flight: ${phase.reason}`;
-            rigs.get(id)!.close();
-          }
-        }
-      }
-      log(`    round ${round + 1}/${options.rounds} done`);
-    }
-    for (const result of results.values()) result.ok = result.reason === undefined;
-    return results;
-  } finally {
-    for (const rig of rigs.values()) rig.close();
-  }
+      return undefined;
+    },
+  );
+  return new Map(entries.map(({ variant, result }) => [variant, result]));
 }

@@ -6,9 +6,9 @@
 import {
   type Child,
   firstLine,
+  interleavedRounds,
   log,
   openClients,
-  rotate,
   SERVER_ARGV,
   serverHolds,
   sleep,
@@ -175,40 +175,22 @@ export async function runBroadcastSuite(
   events: number,
   options: { warmup: number; rounds: number; timeLimitMs: number },
 ): Promise<Map<string, BroadcastResult>> {
-  const results = new Map<string, BroadcastResult>();
-  const rigs = new Map<string, BroadcastRig>();
-  try {
-    for (const variant of variants) {
-      const result: BroadcastResult = { variant, clients, events, ok: false, phases: [] };
-      results.set(variant, result);
-      const rig = new BroadcastRig(variant, clients);
-      try {
-        await rig.open(options);
-        rigs.set(variant, rig);
-      } catch (error) {
-        rig.close();
-        result.reason = `setup: ${firstLine(error)}`;
-        log(`  ${variant}: ${result.reason}`);
-      }
-    }
-    for (let round = 0; round < options.rounds; round++) {
-      for (const variant of rotate([...rigs.keys()], round)) {
-        const result = results.get(variant)!;
-        if (result.reason) continue;
-        const phase = await rigs.get(variant)!.phase(events, options.timeLimitMs);
-        result.phases.push(phase);
-        if (!phase.ok) {
-          result.reason = `round ${round + 1}: ${phase.reason}`;
-          rigs.get(variant)!.close();
-        }
-      }
-      log(`    round ${round + 1}/${options.rounds} done`);
-    }
-    for (const result of results.values()) result.ok = result.reason === undefined;
-    return results;
-  } finally {
-    for (const rig of rigs.values()) rig.close();
-  }
+  const entries = variants.map((variant) => ({
+    variant,
+    rig: new BroadcastRig(variant, clients),
+    result: { variant, clients, events, ok: false, phases: [] } as BroadcastResult,
+  }));
+  await interleavedRounds(
+    entries,
+    options.rounds,
+    (rig) => rig.open(options),
+    async (rig, result) => {
+      const phase = await rig.phase(events, options.timeLimitMs);
+      result.phases.push(phase);
+      return phase.ok ? undefined : phase.reason;
+    },
+  );
+  return new Map(entries.map(({ variant, result }) => [variant, result]));
 }
 
 export interface MemoryResult {

@@ -2,7 +2,7 @@
  * res.stream throughput: one client pulls `bytes` from an async generator of 64 KiB Buffers over
  * loopback; MB/s seen by the client and server CPU per MiB.
  */
-import { type Child, firstLine, log, median, rotate, startChild } from './harness';
+import { type Child, firstLine, interleavedRounds, log, median, startChild } from './harness';
 
 export const STREAM_VARIANTS = [
   { id: 'es-stream', label: 'express-streaming res.stream(gen)' },
@@ -116,43 +116,27 @@ export async function runThroughputSuite(
   rounds: number,
   timeLimitMs: number,
 ): Promise<Map<string, StreamResult>> {
-  const results = new Map<string, StreamResult>();
-  const rigs = new Map<string, StreamRig>();
-  try {
-    for (const variant of variants) {
-      const result: StreamResult = { variant, ok: false, transfers: [] };
-      results.set(variant, result);
-      const rig = new StreamRig(variant);
-      rigs.set(variant, rig);
-      try {
-        await rig.open();
-        const warm = await rig.get(bytes, timeLimitMs);
-        if (!warm.ok) result.reason = `warm-up: ${warm.reason}`;
-      } catch (error) {
-        result.reason = `setup: ${firstLine(error)}`;
-      }
-    }
-    for (let round = 0; round < rounds; round++) {
-      for (const variant of rotate([...rigs.keys()], round)) {
-        const result = results.get(variant)!;
-        if (result.reason) continue;
-        try {
-          const transfer = await rigs.get(variant)!.get(bytes, timeLimitMs);
-          result.transfers.push(transfer);
-          if (!transfer.ok) result.reason = `round ${round + 1}: ${transfer.reason}`;
-        } catch (error) {
-          result.reason = `round ${round + 1}: ${firstLine(error)}`;
-        }
-      }
-    }
-    for (const result of results.values()) {
-      result.ok = result.reason === undefined;
-      if (!result.ok) log(`  ${result.variant}: ${result.reason}`);
-    }
-    return results;
-  } finally {
-    for (const rig of rigs.values()) rig.close();
-  }
+  const entries = variants.map((variant) => ({
+    variant,
+    rig: new StreamRig(variant),
+    result: { variant, ok: false, transfers: [] } as StreamResult,
+  }));
+  await interleavedRounds(
+    entries,
+    rounds,
+    async (rig) => {
+      await rig.open();
+      const warm = await rig.get(bytes, timeLimitMs);
+      if (!warm.ok) throw new Error(`warm-up: ${warm.reason}`);
+    },
+    async (rig, result) => {
+      const transfer = await rig.get(bytes, timeLimitMs);
+      result.transfers.push(transfer);
+      return transfer.ok ? undefined : transfer.reason;
+    },
+  );
+  for (const { result } of entries) if (!result.ok) log(`  ${result.variant}: ${result.reason}`);
+  return new Map(entries.map(({ variant, result }) => [variant, result]));
 }
 
 /** Median MB/s and CPU µs/MiB of a result's transfers. */
