@@ -66,7 +66,10 @@ describe('createHub(options?)', () => {
       const client = new RawSseClient(app.port, '/feed/t');
       await until(() => client.head !== '', 'the head: the client opened');
       await hub.publish('t', { event: 'msg', data: 'after the open' });
-      await until(() => dataOf(client).length === 1, () => `the event published after the open: ${client.body}`);
+      await until(
+        () => dataOf(client).length === 1,
+        () => `the event published after the open: ${client.body}`,
+      );
       expect(dataOf(client)).toEqual(['after the open']);
     });
 
