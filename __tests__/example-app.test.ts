@@ -89,7 +89,8 @@ describe('the example app', () => {
   it('tells a client with an unknown id to reset, and releases a producer when its client leaves', async () => {
     const { app, port } = await startExample();
     // A whole reset event: its name, the id it goes on from, its reason, the blank line that ends it.
-    const RESET = /event: reset\nid: [A-Za-z0-9]+-\d+\ndata: \{"reason":"unknown-epoch"\}\n\n/;
+    const RESET =
+      /event: reset\nid: [A-Za-z0-9]+-\d+\ndata: \{"reason":"unknown-epoch","topic":"ticks"\}\n\n/;
     await abortAfter(port, '/ticks?lastEventId=forgotten0-7', (soFar) => RESET.test(soFar.toString()));
     expect(app.hub.stats().resets['unknown-epoch']).toBe(1);
 

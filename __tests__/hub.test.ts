@@ -1,6 +1,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import {
   createHub,
+  type EventsListener,
   type Hub,
   HubClosedError,
   type HubMessage,
@@ -12,7 +13,7 @@ import {
 import { dataOf, parseEvents, publishMany, range, serveHub } from './helpers/hub-server';
 import { closeAll } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
-import { sleep, trackTimers, until } from './helpers/wait';
+import { sleep, trackTimers, until, untilStable } from './helpers/wait';
 
 const hubs: Hub[] = [];
 afterEach(async () => {
@@ -53,7 +54,7 @@ describe('createHub(options?)', () => {
       // A store that answers position() late, as a remote one (Redis) does: the head must wait for it.
       const store = memoryStore();
       const slowStore: HubStore = {
-        append: (topic, record) => store.append(topic, record),
+        append: (topic, record, options) => store.append(topic, record, options),
         position: (topic) => sleep(50).then(() => store.position(topic)),
         read: (topic, after, limit) => store.read(topic, after, limit),
         listen: (topic, onEvents) => store.listen(topic, onEvents),
@@ -76,7 +77,7 @@ describe('createHub(options?)', () => {
     it("commits the head of a subscriber's stream whose store fails, so that EventSource retries", async () => {
       const store = memoryStore();
       const failing: HubStore = {
-        append: (topic, record) => store.append(topic, record),
+        append: (topic, record, options) => store.append(topic, record, options),
         position: () => Promise.reject(new HubStoreError('the store is down')),
         read: (topic, after, limit) => store.read(topic, after, limit),
         listen: (topic, onEvents) => store.listen(topic, onEvents),
@@ -135,10 +136,19 @@ describe('createHub(options?)', () => {
 
     it('refuses bad input with TypeErrors that name it, before the store gives an id', async () => {
       const hub = hubOf();
-      expect(() => hub.publish('', 'x')).toThrow(/hub.publish: expected `topic` to be a non-empty string/);
-      expect(() => hub.publish('t', { event: 'a', id: 7, data: 'x' })).toThrow(/the hub assigns ids/);
-      expect(() => hub.publish('t', { event: 'a\nb', data: 'x' })).toThrow(
+      // publish returns a promise: every refusal is a rejection, which `.catch()` and `.then(…, next)` see
+      await expect(hub.publish('', 'x')).rejects.toThrow(
+        /hub.publish: expected `topic` to be a non-empty string/,
+      );
+      await expect(hub.publish('t', { id: 'x', data: 1 } as never)).rejects.toThrow(/the hub assigns ids/);
+      await expect(hub.publish('t', { event: 'a\nb', data: 'x' })).rejects.toThrow(
         /`event` must not contain CR or LF/,
+      );
+      await expect(hub.publish('t', 'x', { idempotencyKey: '' })).rejects.toThrow(
+        /^hub\.publish: expected `idempotencyKey` to be a string of 1 to 200 characters, got a string \(""\)$/,
+      );
+      await expect(hub.publish('t', 'x', 'key' as never)).rejects.toThrow(
+        /^hub\.publish: expected options to be an object/,
       );
       expect(() => hub.subscribe('t', {} as never)).toThrow(/expected `req` to be the request/);
       expect(() => hub.subscribe('t', { headers: {} }, { from: 'latest' as never })).toThrow(/`from`/);
@@ -149,6 +159,86 @@ describe('createHub(options?)', () => {
       await expect(hub.close({ retryMs: null as never })).rejects.toThrow(/^hub\.close: expected `retryMs`/);
       expect(() => createHub({ store: {} as never })).toThrow(/createHub: expected `store` to be a store/);
       expect(await hub.publish('t', 'ok')).toMatch(/-1$/);
+    });
+  });
+
+  describe('publish(topic, event, { idempotencyKey })', () => {
+    it('applies a key once: a retry resolves with the first id and adds nothing', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub);
+      const client = new RawSseClient(app.port, '/feed/t');
+      await until(() => client.body.includes('id: '), 'positioned');
+      const first = await hub.publish('t', 'a', { idempotencyKey: 'order-17' });
+      const again = await hub.publish('t', 'a (sent again)', { idempotencyKey: 'order-17' });
+      const next = await hub.publish('t', 'b', { idempotencyKey: 'order-18' });
+      expect(again).toBe(first);
+      expect(next).toBe(first.replace(/-1$/, '-2'));
+      await until(() => dataOf(client, 'message').length === 2, 'two events');
+      await untilStable(() => dataOf(client, 'message').length, 'no third event');
+      expect(dataOf(client, 'message')).toEqual(['a', 'b']);
+      expect(hub.stats().published).toBe(3);
+    });
+
+    it("recognises a key only among the topic's recent events (the memory store: its size)", async () => {
+      const hub = hubOf({ store: memoryStore({ size: 2 }) });
+      const first = await hub.publish('t', 'a', { idempotencyKey: 'k' });
+      await hub.publish('t', 'b');
+      expect(await hub.publish('t', 'a', { idempotencyKey: 'k' })).toBe(first);
+      await hub.publish('t', 'c');
+      // 'k' left the window with its event: the same key is a new event now
+      expect(await hub.publish('t', 'a', { idempotencyKey: 'k' })).toBe(first.replace(/-1$/, '-4'));
+    });
+  });
+
+  describe('a topic nobody published to', () => {
+    it('costs the store nothing: a subscriber that comes and goes leaves no log behind', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub);
+      const clients = Array.from({ length: 20 }, (_, i) => new RawSseClient(app.port, `/feed/nobody${i}`));
+      await until(() => clients.every((c) => c.body.includes('id: ')), 'each positioned');
+      expect(hub.stats().store).toEqual({ topics: 0, keptEvents: 0 });
+      for (const client of clients) client.close();
+      await until(() => hub.stats().subscribers === 0, 'every subscriber gone');
+      expect(hub.stats().store).toEqual({ topics: 0, keptEvents: 0 });
+    });
+
+    it('goes live on the log begun after the client came, and resumes a client that left before it began', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub);
+      const live = new RawSseClient(app.port, '/feed/t');
+      const leaving = new RawSseClient(app.port, '/feed/t');
+      await until(() => [live, leaving].every((c) => c.body.includes('id: ')), 'both positioned');
+      const placed = parseEvents(leaving.body).lastId!;
+      expect(placed).toMatch(/^[A-Za-z0-9]+-0$/);
+      leaving.close();
+      const ids = await publishMany(hub, 't', 1, 3);
+      await until(() => dataOf(live).length === 3, 'three live events');
+      expect(parseEvents(live.body).events.map((e) => e.id)).toEqual(ids);
+      const back = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': placed });
+      await until(() => dataOf(back).length === 3, 'the three it missed');
+      expect(parseEvents(back.body).events.map((e) => [e.event, e.id])).toEqual(ids.map((id) => ['msg', id]));
+      expect(hub.stats().resets['unknown-epoch']).toBe(0);
+    });
+
+    it('tells a client placed before a log that was since let go to reset: its life may be lost', async () => {
+      const hub = hubOf({ store: memoryStore({ maxAgeMs: 20 }) });
+      const app = await serveHub(hub);
+      const leaving = new RawSseClient(app.port, '/feed/quiet');
+      await until(() => leaving.body.includes('id: '), 'positioned');
+      const placed = parseEvents(leaving.body).lastId!;
+      leaving.close();
+      await until(() => hub.stats().subscribers === 0, 'gone');
+      // a life of the log the client missed: begun, then let go once every event expired
+      await hub.publish('quiet', 'missed');
+      await until(() => hub.stats().store.topics === 0, 'the expired log let go', 5000);
+      const ids = await publishMany(hub, 'quiet', 1, 2);
+      const back = new RawSseClient(app.port, '/feed/quiet', { 'Last-Event-ID': placed });
+      await until(() => parseEvents(back.body).events.length === 1, 'the reset');
+      expect(parseEvents(back.body).events[0]).toEqual({
+        event: 'reset',
+        id: ids[1],
+        data: '{"reason":"unknown-epoch","topic":"quiet"}',
+      });
     });
   });
 
@@ -203,7 +293,7 @@ describe('createHub(options?)', () => {
       const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': idOf(ids) });
       await until(() => parseEvents(client.body).events.length === 1, 'the reset');
       const [reset] = parseEvents(client.body).events;
-      expect(reset).toEqual({ event: 'reset', id: ids[19], data: JSON.stringify({ reason }) });
+      expect(reset).toEqual({ event: 'reset', id: ids[19], data: JSON.stringify({ reason, topic: 't' }) });
       await hub.publish('t', { event: 'msg', data: '21' });
       await until(() => dataOf(client).length === 1, 'live');
       expect(dataOf(client)).toEqual(['21']);
@@ -218,7 +308,7 @@ describe('createHub(options?)', () => {
       const app = await serveHub(hub);
       const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': id! });
       await until(() => parseEvents(client.body).events.length === 1, 'the reset');
-      expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"unknown-epoch"}');
+      expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"unknown-epoch","topic":"t"}');
     });
 
     it('replays everything kept to a first connection with from: "earliest"', async () => {
@@ -292,6 +382,37 @@ describe('createHub(options?)', () => {
       const seen = dataOf(slow).length;
       await until(() => dataOf(again).length === 400 - seen, 'the rest, after resuming', 10_000);
       expect([...dataOf(slow), ...dataOf(again)].map((d) => d.split(':')[0])).toEqual(range(1, 400));
+    });
+
+    it('takes a seq at or below the position, in the same epoch, as the log gone back in time: a reset, never a skip', async () => {
+      // A store that went back in time (restored from an older snapshot) hands over seqs 2… again.
+      const store = memoryStore();
+      let deliver: EventsListener | undefined;
+      const rewinding: HubStore = {
+        ...store,
+        append: (topic, record, options) => store.append(topic, record, options),
+        position: (topic) => store.position(topic),
+        read: (topic, after, limit) => store.read(topic, after, limit),
+        listen: (topic, onEvents) => {
+          deliver = onEvents;
+          return store.listen(topic, onEvents);
+        },
+        unlisten: (topic) => store.unlisten(topic),
+        close: () => store.close(),
+      };
+      const hub = hubOf({ store: rewinding });
+      const app = await serveHub(hub);
+      const client = new RawSseClient(app.port, '/feed/t');
+      await until(() => client.body.includes('id: '), 'positioned');
+      const ids = await publishMany(hub, 't', 1, 3);
+      await until(() => dataOf(client).length === 3, 'three events');
+      const epoch = ids[0]!.split('-')[0]!;
+      deliver!(epoch, [{ seq: 2, record: { event: 'msg', data: 'after the rewind' } }]);
+      await until(() => parseEvents(client.body).events.length === 5, 'the reset and the event');
+      expect(parseEvents(client.body).events.slice(3)).toEqual([
+        { event: 'reset', id: `${epoch}-1`, data: '{"reason":"unknown-epoch","topic":"t"}' },
+        { event: 'msg', id: `${epoch}-2`, data: 'after the rewind' },
+      ]);
     });
 
     it('lets a filter pick events; the others still advance the position', async () => {
@@ -386,7 +507,8 @@ describe('createHub(options?)', () => {
         replayed: 2,
         resets: { 'unknown-epoch': 0, 'too-old': 0, ahead: 0, malformed: 1, 'too-many': 0 },
         slowCloses: 0,
-        store: { topics: 2, keptEvents: 7 },
+        // b has a subscriber but no event: no log
+        store: { topics: 1, keptEvents: 7 },
       });
     });
 
@@ -466,7 +588,7 @@ describe('memoryStore({ size, maxAgeMs })', () => {
     const app = await serveHub(hub);
     const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': ids[0]! });
     await until(() => parseEvents(client.body).events.length === 1, 'the reset');
-    expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"too-old"}');
+    expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"too-old","topic":"t"}');
   });
 
   it('rejects bad options with TypeErrors naming them', () => {

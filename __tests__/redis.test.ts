@@ -104,11 +104,11 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     await until(() => parseEvents(live.body).events.some((e) => e.event === 'reset'), 'a reset', 5000);
     await until(() => dataOf(live).length === 3, 'the new life of the log', 5000);
     expect(parseEvents(live.body).events.map((e) => e.event)).toEqual(['msg', 'reset', 'msg', 'msg']);
-    expect(parseEvents(live.body).events[1]?.data).toBe('{"reason":"unknown-epoch"}');
+    expect(parseEvents(live.body).events[1]?.data).toBe('{"reason":"unknown-epoch","topic":"t"}');
     // a client resuming from the old life gets the same answer
     const resuming = new RawSseClient(onNode.port, '/feed/t', { 'Last-Event-ID': id! });
     await until(() => parseEvents(resuming.body).events.length === 1, 'the reset');
-    expect(parseEvents(resuming.body).events[0]?.data).toBe('{"reason":"unknown-epoch"}');
+    expect(parseEvents(resuming.body).events[0]?.data).toBe('{"reason":"unknown-epoch","topic":"t"}');
   });
 
   it('loses nothing when the live reader connection is killed server-side while publishing', async () => {

@@ -17,7 +17,17 @@ export { HubClosedError, HubStoreError } from './hub/errors';
 export { createHub } from './hub/hub';
 export type { MemoryStoreOptions } from './hub/memory-store';
 export { memoryStore } from './hub/memory-store';
-export type { HubRecord, HubStore, LogPosition, StoredEvent, StoreStats } from './hub/store';
+export type {
+  AppendOptions,
+  EventsListener,
+  HubRecord,
+  HubStore,
+  LogId,
+  LogPage,
+  LogPosition,
+  StoredEvent,
+  StoreStats,
+} from './hub/store';
 export type {
   AnyEvents,
   Hub,
@@ -26,6 +36,7 @@ export type {
   HubMessage,
   HubOptions,
   HubStats,
+  PublishOptions,
   ResetReason,
   SubscribeOptions,
 } from './hub/types';

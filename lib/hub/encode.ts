@@ -67,9 +67,9 @@ export function batchOf(wires: readonly EncodedEvent[]): EncodedEvent {
 }
 
 /** The event a client that cannot resume gets first, with the position it goes live from as its id. */
-export function resetEvent(reason: string, epoch: string, head: number): EncodedEvent {
+export function resetEvent(reason: string, topic: string, epoch: string, head: number): EncodedEvent {
   return encodedText(
-    encodeEvent({ event: 'reset', id: formatId(epoch, head), data: JSON.stringify({ reason }) }),
+    encodeEvent({ event: 'reset', id: formatId(epoch, head), data: JSON.stringify({ reason, topic }) }),
   );
 }
 

@@ -10,9 +10,9 @@ import { DEFAULT_RETRY_MS } from '../sse/options';
 import { SseSubscription } from '../sse/types';
 import { batchOf, recordOf, wireOf } from './encode';
 import { HubClosedError } from './errors';
-import { formatId } from './ids';
+import { formatId, newEpoch } from './ids';
 import { memoryStore } from './memory-store';
-import type { HubStore, LogPosition, StoredEvent } from './store';
+import type { HubRecord, HubStore, LogPage, LogPosition, StoredEvent } from './store';
 import { type HubCounter, Subscriber, type SubscriberHost } from './subscriber';
 import type {
   AnyEvents,
@@ -20,9 +20,13 @@ import type {
   HubEventInput,
   HubOptions,
   HubStats,
+  PublishOptions,
   ResetReason,
   SubscribeOptions,
 } from './types';
+
+/** Long enough for a UUID with a prefix, short enough to keep a store's window of keys small. */
+const MAX_KEY_LENGTH = 200;
 
 const RESET_REASONS: readonly ResetReason[] = ['unknown-epoch', 'too-old', 'ahead', 'malformed', 'too-many'];
 
@@ -58,6 +62,9 @@ class Topic {
   /** Resolves once the store hands over every event appended from then on. */
   following: Promise<void> = Promise.resolve();
   pending: Array<{ epoch: string; events: StoredEvent[] }> = [];
+  /** Where the live feed stands: a seq at or below it in the same epoch is the log gone back in time. */
+  liveEpoch = '';
+  liveHead = 0;
 
   constructor(name: string) {
     this.name = name;
@@ -72,6 +79,8 @@ class HubCore implements Hub, SubscriberHost {
   /** Topics with events of this tick to fan out; flushed once, at the end of the tick. */
   #flushing: Topic[] = [];
   #closed = false;
+  readonly #instance = newEpoch();
+  #published = 0;
   readonly #counts: Record<HubCounter, number> = {
     published: 0,
     delivered: 0,
@@ -89,11 +98,19 @@ class HubCore implements Hub, SubscriberHost {
     this.maxReplay = maxReplay;
   }
 
-  publish(topic: string, event: HubEventInput<AnyEvents>): Promise<string> {
-    checkTopic(topic, 'hub.publish');
-    if (this.#closed) return Promise.reject(new HubClosedError('hub.publish'));
-    const record = recordOf(event, this.#serialize);
-    return this.#store.append(topic, record).then(({ epoch, seq }) => {
+  publish(topic: string, event: HubEventInput<AnyEvents>, options?: PublishOptions): Promise<string> {
+    let record: HubRecord;
+    let idempotencyKey: string;
+    try {
+      checkTopic(topic, 'hub.publish');
+      idempotencyKey = checkPublishOptions(options) ?? this.#nextKey();
+      if (this.#closed) throw new HubClosedError('hub.publish');
+      record = recordOf(event, this.#serialize);
+    } catch (error) {
+      // a promise-returning call reports every failure as a rejection: `.catch()` and `.then(…, next)` see it
+      return Promise.reject(error);
+    }
+    return this.#store.append(topic, record, { idempotencyKey }).then(({ epoch, seq }) => {
       this.#counts.published++;
       const id = formatId(epoch, seq);
       if (channels.hubPublish.hasSubscribers) {
@@ -106,6 +123,11 @@ class HubCore implements Hub, SubscriberHost {
       }
       return id;
     });
+  }
+
+  /** A key of this hub's own for a publish the caller gave none: a store's resend of it applies once. */
+  #nextKey(): string {
+    return `${this.#instance}.${(this.#published++).toString(36)}`;
   }
 
   subscribe(topic: string, req: IdSource, options: SubscribeOptions = {}): SseSubscription {
@@ -163,11 +185,7 @@ class HubCore implements Hub, SubscriberHost {
 
   // --- SubscriberHost: what subscribers use of their hub ---
 
-  read(
-    topic: string,
-    after: number,
-    limit: number,
-  ): Promise<{ position: LogPosition; events: StoredEvent[] }> {
+  read(topic: string, after: number, limit: number): Promise<LogPage> {
     return this.#store.read(topic, after, limit);
   }
 
@@ -239,12 +257,16 @@ class HubCore implements Hub, SubscriberHost {
   /** The broadcast loop: the same bytes to every subscriber; no encoding, closure or promise per client. */
   #fanOut(topic: Topic, epoch: string, events: readonly StoredEvent[]): void {
     if (topic.subscribers.size === 0) return;
+    // A store hands each event over once, in order: a seq it handed over before is a rewind.
+    const rewound = epoch === topic.liveEpoch && events[0]!.seq <= topic.liveHead;
+    topic.liveEpoch = epoch;
+    topic.liveHead = events[events.length - 1]!.seq;
     const wires: EncodedEvent[] = events.map((event) => wireOf(epoch, event));
     const batch = batchOf(wires);
     let delivered = 0;
     for (const subscriber of topic.subscribers) {
       try {
-        delivered += subscriber.take(epoch, events, batch);
+        delivered += subscriber.take(epoch, events, batch, rewound);
       } catch (error) {
         // one subscriber's failure must not cost the others their events (nor the process its life)
         subscriber.fail(error);
@@ -271,4 +293,16 @@ function checkSubscribeOptions(options: SubscribeOptions): void {
   if (options.from !== undefined && options.from !== 'earliest') {
     throw optionError(owner, 'from', "'earliest' or undefined", options.from);
   }
+}
+
+function checkPublishOptions(options: PublishOptions | undefined): string | undefined {
+  const owner = 'hub.publish';
+  if (options === undefined) return undefined;
+  checkOptionsObject(options, owner);
+  const key = options.idempotencyKey;
+  if (key === undefined) return undefined;
+  if (typeof key !== 'string' || key === '' || key.length > MAX_KEY_LENGTH) {
+    throw optionError(owner, 'idempotencyKey', `a string of 1 to ${MAX_KEY_LENGTH} characters`, key);
+  }
+  return key;
 }

@@ -1,6 +1,15 @@
 import { checkCount, checkDurationOrNull, checkOptionsObject } from '../core/options';
 import { newEpoch } from './ids';
-import type { HubRecord, HubStore, LogPosition, StoredEvent } from './store';
+import type {
+  AppendOptions,
+  EventsListener,
+  HubRecord,
+  HubStore,
+  LogId,
+  LogPage,
+  LogPosition,
+  StoredEvent,
+} from './store';
 
 /** Options of {@link memoryStore}. */
 export interface MemoryStoreOptions {
@@ -10,12 +19,10 @@ export interface MemoryStoreOptions {
   maxAgeMs?: number | null;
 }
 
-type Listener = (epoch: string, events: readonly StoredEvent[]) => void;
-
 /**
  * The hub's embedded store: a ring buffer per topic, in this process. A topic's log starts with a new
- * epoch when it is first needed and is let go when it has no listener and keeps no event, so a topic
- * nobody uses costs nothing (no map entry, no timer); ids from an earlier run, another process or an
+ * epoch at its first append and is let go once every event it kept has expired, so a topic nobody
+ * publishes to costs nothing (no map entry, no timer); ids from an earlier run, another process or an
  * earlier life of the topic get a reset (`unknown-epoch`). One timer, unref'd, trims expired events,
  * and only while some topic keeps events.
  * @example createHub({ store: memoryStore({ size: 5000, maxAgeMs: 60_000 }) })
@@ -32,9 +39,12 @@ class MemoryStore implements HubStore {
   readonly #size: number;
   readonly #maxAgeMs: number | null;
   readonly #logs = new Map<string, TopicLog>();
+  readonly #listeners = new Map<string, EventsListener>();
   /** Epochs are this instance's token and a count of logs started, so no two lives share one. */
   readonly #instance = newEpoch();
   #started = 0;
+  /** Bumped when a log is let go: ids handed out for a topic with no log may not resume past it. */
+  #emptyGeneration = 0;
   #sweeper: NodeJS.Timeout | undefined;
 
   constructor(size: number, maxAgeMs: number | null) {
@@ -42,40 +52,40 @@ class MemoryStore implements HubStore {
     this.#maxAgeMs = maxAgeMs;
   }
 
-  append(topic: string, record: HubRecord): Promise<{ epoch: string; seq: number }> {
-    const log = this.#logOf(topic);
-    const event = log.append(record, this.#now());
+  append(topic: string, record: HubRecord, options: AppendOptions): Promise<LogId> {
+    let log = this.#logs.get(topic);
+    if (log === undefined) {
+      log = new TopicLog(`${this.#instance}${(this.#started++).toString(36)}`, this.#size);
+      this.#logs.set(topic, log);
+    }
+    const known = log.applied(options.idempotencyKey);
+    if (known !== undefined) return Promise.resolve({ epoch: log.epoch, seq: known });
+    const event = log.append(record, options.idempotencyKey, this.#now());
     this.#sweepWhileKept();
-    log.listener?.(log.epoch, [event]);
+    this.#listeners.get(topic)?.(log.epoch, [event]);
     return Promise.resolve({ epoch: log.epoch, seq: event.seq });
   }
 
   position(topic: string): Promise<LogPosition> {
-    const log = this.#logOf(topic);
-    log.trim(this.#cutoff());
-    return Promise.resolve(log.position());
+    return Promise.resolve(this.#positionOf(topic));
   }
 
-  read(
-    topic: string,
-    after: number,
-    limit: number,
-  ): Promise<{ position: LogPosition; events: StoredEvent[] }> {
-    const log = this.#logOf(topic);
-    log.trim(this.#cutoff());
-    return Promise.resolve({ position: log.position(), events: log.after(after, limit) });
+  read(topic: string, after: number, limit: number): Promise<LogPage> {
+    const position = this.#positionOf(topic);
+    const events = this.#logs.get(topic)?.after(after, limit) ?? [];
+    return Promise.resolve({ position, events });
   }
 
-  listen(topic: string, onEvents: Listener): void {
-    this.#logOf(topic).listener = onEvents;
+  listen(topic: string, onEvents: EventsListener): void {
+    this.#listeners.set(topic, onEvents);
   }
 
   unlisten(topic: string): void {
+    this.#listeners.delete(topic);
     const log = this.#logs.get(topic);
-    if (!log) return;
-    log.listener = undefined;
+    if (log === undefined) return;
     log.trim(this.#cutoff());
-    if (log.length === 0) this.#logs.delete(topic);
+    if (log.length === 0) this.#letGo(topic);
   }
 
   stats(): Record<string, number> {
@@ -87,16 +97,16 @@ class MemoryStore implements HubStore {
   close(): Promise<void> {
     this.#stopSweeping();
     this.#logs.clear();
+    this.#listeners.clear();
     return Promise.resolve();
   }
 
-  #logOf(topic: string): TopicLog {
-    let log = this.#logs.get(topic);
-    if (log === undefined) {
-      log = new TopicLog(`${this.#instance}${(this.#started++).toString(36)}`, this.#size);
-      this.#logs.set(topic, log);
-    }
-    return log;
+  #positionOf(topic: string): LogPosition {
+    const emptyEpoch = `${this.#instance}z${this.#emptyGeneration.toString(36)}`;
+    const log = this.#logs.get(topic);
+    if (log === undefined) return { epoch: emptyEpoch, first: 1, head: 0, emptyEpoch };
+    log.trim(this.#cutoff());
+    return { epoch: log.epoch, first: log.first, head: log.head, emptyEpoch };
   }
 
   #now(): number {
@@ -113,16 +123,26 @@ class MemoryStore implements HubStore {
     this.#sweeper.unref();
   }
 
+  /**
+   * Trims every log; one whose every event expired and that nobody listens to is let go (a later
+   * append begins a new life). A followed log is kept, so its live subscribers go on in its epoch.
+   */
   readonly #sweep = (): void => {
     const cutoff = this.#cutoff();
     let kept = false;
     for (const [topic, log] of this.#logs) {
       log.trim(cutoff);
       if (log.length > 0) kept = true;
-      else if (log.listener === undefined) this.#logs.delete(topic);
+      else if (!this.#listeners.has(topic)) this.#letGo(topic);
     }
     if (!kept) this.#stopSweeping();
   };
+
+  /** A log let go is a life lost: ids handed out while its topic had no log may not resume past it. */
+  #letGo(topic: string): void {
+    this.#logs.delete(topic);
+    this.#emptyGeneration++;
+  }
 
   #stopSweeping(): void {
     clearInterval(this.#sweeper);
@@ -130,16 +150,18 @@ class MemoryStore implements HubStore {
   }
 }
 
-/** One life of a topic's log: the last `capacity` events, oldest first, in a ring. */
+/** One life of a topic's log: the last `capacity` events, oldest first, in a ring, with their keys. */
 class TopicLog {
   readonly epoch: string;
   readonly #capacity: number;
   readonly #events: StoredEvent[] = [];
   readonly #times: number[] = [];
+  /** The idempotency keys of the events kept, and their seqs: the window a resend is recognised in. */
+  readonly #keys: string[] = [];
+  readonly #seqOfKey = new Map<string, number>();
   #oldest = 0;
   #length = 0;
-  #head = 0;
-  listener: Listener | undefined;
+  head = 0;
 
   constructor(epoch: string, capacity: number) {
     this.epoch = epoch;
@@ -150,28 +172,36 @@ class TopicLog {
     return this.#length;
   }
 
-  position(): LogPosition {
-    return { epoch: this.epoch, first: this.#head - this.#length + 1, head: this.#head };
+  get first(): number {
+    return this.head - this.#length + 1;
   }
 
-  append(record: HubRecord, now: number): StoredEvent {
-    const event: StoredEvent = { seq: ++this.#head, record, wire: undefined };
+  applied(key: string): number | undefined {
+    return this.#seqOfKey.get(key);
+  }
+
+  append(record: HubRecord, key: string, now: number): StoredEvent {
+    const event: StoredEvent = { seq: ++this.head, record, wire: undefined };
+    let slot: number;
     if (this.#length < this.#capacity) {
-      const slot = (this.#oldest + this.#length) % this.#capacity;
-      this.#events[slot] = event;
-      this.#times[slot] = now;
+      slot = (this.#oldest + this.#length) % this.#capacity;
       this.#length++;
     } else {
-      this.#events[this.#oldest] = event;
-      this.#times[this.#oldest] = now;
+      slot = this.#oldest;
+      this.#forget(slot);
       this.#oldest = (this.#oldest + 1) % this.#capacity;
     }
+    this.#events[slot] = event;
+    this.#times[slot] = now;
+    this.#keys[slot] = key;
+    this.#seqOfKey.set(key, event.seq);
     return event;
   }
 
   /** Lets go of events appended before `cutoff`. */
   trim(cutoff: number): void {
     while (this.#length > 0 && (this.#times[this.#oldest] as number) < cutoff) {
+      this.#forget(this.#oldest);
       this.#events[this.#oldest] = undefined as unknown as StoredEvent;
       this.#oldest = (this.#oldest + 1) % this.#capacity;
       this.#length--;
@@ -179,12 +209,17 @@ class TopicLog {
   }
 
   after(seq: number, limit: number): StoredEvent[] {
-    const first = this.#head - this.#length + 1;
+    const first = this.first;
     const from = Math.max(seq + 1, first);
-    const to = Math.min(this.#head, from + limit - 1);
+    const to = Math.min(this.head, from + limit - 1);
     const events: StoredEvent[] = [];
     for (let s = from; s <= to; s++)
       events.push(this.#events[(this.#oldest + (s - first)) % this.#capacity]!);
     return events;
+  }
+
+  #forget(slot: number): void {
+    this.#seqOfKey.delete(this.#keys[slot]!);
+    this.#keys[slot] = '';
   }
 }

@@ -60,11 +60,15 @@ export class Subscriber {
   #phase: Phase = 'catching-up';
   #epoch = '';
   #last = 0;
+  /** The store's epoch for a topic with no log, as last read: a client positioned on none holds it. */
+  #emptyEpoch: string | undefined;
   /** Live batches that arrived while catching up, replayed after it; `undefined` when none. */
   #held: Array<{ epoch: string; events: readonly StoredEvent[] }> | undefined;
   #heldCount = 0;
   /** Too much arrived while catching up: dropped, and read from the log instead. */
   #heldOverflowed = false;
+  /** The live feed went back in time while catching up: where the client goes on from. */
+  #rewoundTo: LogPosition | undefined;
 
   constructor(host: SubscriberHost, topic: string, request: IdSource, options: SubscribeOptions) {
     this.#host = host;
@@ -103,18 +107,49 @@ export class Subscriber {
    * it returns how many events it delivered, for the hub to count once per fan-out (the other paths
    * count their own).
    */
-  take(epoch: string, events: readonly StoredEvent[], batch: EncodedEvent): number {
+  take(epoch: string, events: readonly StoredEvent[], batch: EncodedEvent, rewound = false): number {
+    const first = events[0]!;
+    if (rewound) this.#rewind(epoch, first);
     if (this.#phase !== 'live') {
       if (this.#phase === 'catching-up') this.#hold(epoch, events);
       return 0;
     }
-    const first = events[0]!;
-    if (this.#filter === undefined && epoch === this.#epoch && first.seq === this.#last + 1) {
+    if (
+      this.#filter === undefined &&
+      first.seq === this.#last + 1 &&
+      (epoch === this.#epoch || this.#adopts(epoch, this.#emptyEpoch))
+    ) {
       this.#last = events[events.length - 1]!.seq;
       return this.#sink![deliverLive](batch) ? events.length : 0;
     }
     this.#takeEach(epoch, events);
     return 0;
+  }
+
+  /**
+   * The topic's live feed went back in time to `first` (a store restored from an older snapshot, a
+   * lagging replica promoted): the same ids now name other events. A client that has events at or
+   * past that point must reload its state — a reset, never a silent skip of the "duplicates". One
+   * catching up is reset once its pending write is done, and reads the log again from there.
+   */
+  #rewind(epoch: string, first: StoredEvent): void {
+    debug('the log of %s went back in time to %d', this.topic, first.seq);
+    if (this.#phase === 'catching-up') {
+      this.#held = undefined;
+      this.#heldCount = 0;
+      this.#rewoundTo = this.#placeBefore(epoch, first);
+    } else if (this.#phase === 'live' && epoch === this.#epoch && first.seq <= this.#last) {
+      this.#reset('unknown-epoch', this.#placeBefore(epoch, first));
+    }
+  }
+
+  /** A rewind that came while catching up, applied between two writes; true if there was one. */
+  #catchRewind(): boolean {
+    const to = this.#rewoundTo;
+    this.#rewoundTo = undefined;
+    if (to === undefined || to.epoch !== this.#epoch || to.head >= this.#last) return false;
+    this.#reset('unknown-epoch', to);
+    return true;
   }
 
   /** The events one by one, while the subscriber stays live (a gap or a reset ends that). */
@@ -124,10 +159,11 @@ export class Subscriber {
   }
 
   #takeOne(epoch: string, event: StoredEvent, batch: readonly StoredEvent[], index: number): void {
-    if (epoch !== this.#epoch) {
+    if (epoch !== this.#epoch && !(event.seq === 1 && this.#adopts(epoch, this.#emptyEpoch))) {
       // The log started a new life (Redis lost it): what this client had is gone.
-      this.#reset('unknown-epoch', { epoch, first: event.seq, head: event.seq - 1 });
+      this.#reset('unknown-epoch', this.#placeBefore(epoch, event));
     } else if (event.seq <= this.#last) {
+      // already written: the log gave it while catching up, before the live feed got this far
       return;
     } else if (event.seq !== this.#last + 1) {
       debug('gap on %s: at %d, got %d; catching up from the log', this.topic, this.#last, event.seq);
@@ -162,6 +198,7 @@ export class Subscriber {
     if (this.#isClosed) return;
     this.#sink![commitHead]();
     this.#epoch = position.epoch;
+    this.#emptyEpoch = position.emptyEpoch;
     if (lastEventId === undefined || lastEventId === '') {
       if (this.#from === 'earliest') this.#last = position.first - 1;
       else {
@@ -183,7 +220,9 @@ export class Subscriber {
     for (;;) {
       const { position, events } = await this.#host.read(this.topic, this.#last, PAGE);
       if (this.#isClosed) return;
-      if (position.epoch !== this.#epoch) {
+      if (this.#catchRewind()) continue;
+      if (!this.#adopts(position.epoch, position.emptyEpoch) || position.head < this.#last) {
+        // another life of the log, or this one gone back in time below what the client has
         this.#reset('unknown-epoch', position);
         continue;
       }
@@ -198,6 +237,7 @@ export class Subscriber {
         replayed++;
       }
       if (this.#isClosed) return;
+      if (this.#catchRewind()) continue;
       if (this.#last < position.head && events.length > 0) continue;
       if (this.#heldOverflowed) {
         // What arrived meanwhile was too much to hold: the log has it.
@@ -221,9 +261,28 @@ export class Subscriber {
     this.#phase = 'live';
     if (held === undefined) return;
     for (const { epoch, events } of held) {
-      this.#takeEach(epoch, events);
+      // held while the log was read: what the log gave is behind the client, not a rewind
+      const start = epoch === this.#epoch ? events.findIndex((event) => event.seq > this.#last) : 0;
+      if (start < 0) continue;
+      this.#takeEach(epoch, start === 0 ? events : events.slice(start));
       if (this.#phase !== 'live') return;
     }
+  }
+
+  /**
+   * Whether the client's place continues in a log of `epoch`: the same life, or — for a client placed
+   * on a topic with no log, while the store says no log was lost since — the start of the log begun.
+   */
+  #adopts(epoch: string, emptyEpoch: string | undefined): boolean {
+    if (epoch === this.#epoch) return true;
+    if (this.#last !== 0 || emptyEpoch === undefined || this.#epoch !== emptyEpoch) return false;
+    this.#epoch = epoch;
+    return true;
+  }
+
+  /** A position just before `event`: where a client goes live from when it is told to reset there. */
+  #placeBefore(epoch: string, event: StoredEvent): LogPosition {
+    return { epoch, first: event.seq, head: event.seq - 1, emptyEpoch: this.#emptyEpoch ?? '' };
   }
 
   #hold(epoch: string, events: readonly StoredEvent[]): void {
@@ -254,7 +313,7 @@ export class Subscriber {
     this.#epoch = position.epoch;
     this.#last = position.head;
     // Resets are rare and small: written like a live event, never awaited.
-    this.#sink![deliverLive](resetEvent(reason, position.epoch, position.head));
+    this.#sink![deliverLive](resetEvent(reason, this.topic, position.epoch, position.head));
   }
 
   /** The hub closes: the client gets a (jittered) `retry:` and the stream ends. */
@@ -288,7 +347,9 @@ export class Subscriber {
 function judge(lastEventId: string, position: LogPosition, maxReplay: number): number | ResetReason {
   const id = parseId(lastEventId);
   if (id === 'malformed') return 'malformed';
-  if (id.epoch !== position.epoch) return 'unknown-epoch';
+  // `<emptyEpoch>-0`: placed while the topic had no log, and none was lost since: its log's start
+  const placedBeforeLog = id.seq === 0 && id.epoch === position.emptyEpoch;
+  if (id.epoch !== position.epoch && !placedBeforeLog) return 'unknown-epoch';
   if (id.seq > position.head) return 'ahead';
   if (position.first > id.seq + 1) return 'too-old';
   if (position.head - id.seq > maxReplay) return 'too-many';

@@ -53,6 +53,18 @@ export interface HubOptions {
   maxReplay?: number;
 }
 
+/** Options of one `hub.publish()`. */
+export interface PublishOptions {
+  /**
+   * Names this publish so that it is applied once however often it is sent: a retry after a
+   * `HubStoreError` (the store may have applied it before failing to answer) with the same key
+   * resolves with the first id instead of adding the event again. Stores recognise a key among the
+   * topic's recent appends (the memory store: its `size`; Redis: see `redisStore`). Default: a key
+   * the hub makes, so that a client library's own resend is applied once.
+   */
+  idempotencyKey?: string;
+}
+
 /** Options of one `hub.subscribe()`. */
 export interface SubscribeOptions {
   /** Which events this client gets; the others still advance its position (they are not "missed"). */
@@ -85,9 +97,10 @@ export interface Hub<Events = AnyEvents> {
   /**
    * Gives the event the topic's next id `<epoch>-<seq>`, encodes it once and writes the same bytes to
    * every subscriber of the topic (in every process sharing the store). Resolves with the id; rejects
-   * when the store cannot take it (Redis down), with an error naming the cause.
+   * — never throws — when the event is invalid (a `TypeError`), the hub is closed (`HubClosedError`) or
+   * the store cannot take it (Redis down: `HubStoreError`, naming the cause).
    */
-  publish(topic: string, event: HubEventInput<Events>): Promise<string>;
+  publish(topic: string, event: HubEventInput<Events>, options?: PublishOptions): Promise<string>;
   /**
    * A subscription for `res.sse()`: replays what the client missed after its `Last-Event-ID` (header,
    * else the `lastEventId` query), or tells it to `reset`, then goes live.

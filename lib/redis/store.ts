@@ -2,7 +2,16 @@ import { createDebug } from '../core/debug';
 import { checkCount, checkDuration, checkOptionsObject, optionError } from '../core/options';
 import { HubStoreError } from '../hub/errors';
 import { newEpoch } from '../hub/ids';
-import type { HubRecord, HubStore, LogPosition, StoredEvent, StoreStats } from '../hub/store';
+import type {
+  AppendOptions,
+  HubRecord,
+  HubStore,
+  LogId,
+  LogPage,
+  LogPosition,
+  StoredEvent,
+  StoreStats,
+} from '../hub/store';
 import { type Commands, commandsOf, type RedisClientLike } from './client';
 import { type Keys, keysOf, type RawEntry, recordFields, toStoredEvent } from './entries';
 import { LiveReader } from './reader';
@@ -75,7 +84,7 @@ class RedisStore implements HubStore {
     this.#reader = new LiveReader(commands, settings.blockMs);
   }
 
-  async append(topic: string, record: HubRecord): Promise<{ epoch: string; seq: number }> {
+  async append(topic: string, record: HubRecord, _options: AppendOptions): Promise<LogId> {
     const keys = this.#keys(topic);
     const reply = await this.#run('publish to', topic, () =>
       scripts.publish.run(
@@ -101,11 +110,7 @@ class RedisStore implements HubStore {
     return positionOf(reply as unknown[]);
   }
 
-  async read(
-    topic: string,
-    after: number,
-    limit: number,
-  ): Promise<{ position: LogPosition; events: StoredEvent[] }> {
+  async read(topic: string, after: number, limit: number): Promise<LogPage> {
     const keys = this.#keys(topic);
     const reply = (await this.#run('replay', topic, () =>
       scripts.read.run(
@@ -177,5 +182,6 @@ class RedisStore implements HubStore {
 }
 
 function positionOf(reply: unknown[]): LogPosition {
-  return { epoch: String(reply[0]), head: Number(reply[1]), first: Number(reply[2]) };
+  // every log is begun by the script that reads it: no id names a topic without one
+  return { epoch: String(reply[0]), head: Number(reply[1]), first: Number(reply[2]), emptyEpoch: '' };
 }
