@@ -95,6 +95,33 @@ describe('createHub(options?)', () => {
       await until(() => hub.stats().subscribers === 0, 'the subscriber gone');
     });
 
+    it('answers a subscriber whose store cannot follow its topic with the SSE head and an end; the next one asks again', async () => {
+      const store = memoryStore();
+      let refusals = 1;
+      const flaky: HubStore = {
+        append: (topic, record, options) => store.append(topic, record, options),
+        position: (topic) => store.position(topic),
+        read: (topic, after, limit) => store.read(topic, after, limit),
+        listen: (topic, onEvents) =>
+          refusals-- > 0
+            ? Promise.reject(new HubStoreError('the store is down'))
+            : store.listen(topic, onEvents),
+        unlisten: (topic) => store.unlisten(topic),
+        close: () => store.close(),
+      };
+      const hub = hubOf({ store: flaky });
+      const app = await serveHub(hub);
+      const refused = new RawSseClient(app.port, '/feed/t');
+      await refused.waitEnded();
+      expect(refused.header('content-type')).toBe('text/event-stream; charset=utf-8');
+      expect(refused.terminated).toBe(true);
+      expect(hub.stats().topics).toEqual({});
+      const next = new RawSseClient(app.port, '/feed/t');
+      await until(() => next.body.includes('id: '), 'the next one positioned');
+      await hub.publish('t', { event: 'msg', data: 'live' });
+      await until(() => dataOf(next).length === 1, 'live');
+    });
+
     it('positions a first connection at the head with an id-only event, so a reconnect resumes from there', async () => {
       const hub = hubOf();
       await hub.publish('t', 'before');
@@ -384,6 +411,43 @@ describe('createHub(options?)', () => {
       expect([...dataOf(slow), ...dataOf(again)].map((d) => d.split(':')[0])).toEqual(range(1, 400));
     });
 
+    it('paces a burst bigger than bufferBytes to a client that keeps up from the log, instead of closing it as slow', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub, { retryMs: null, bufferBytes: 16 * 1024, heartbeatMs: null });
+      const client = new RawSseClient(app.port, '/feed/t');
+      await until(() => client.body.includes('id: '), 'positioned');
+      // 100 KB in one tick: one batch, six times the client's buffer
+      for (let i = 1; i <= 100; i++)
+        void hub.publish('t', { event: 'msg', data: `${i}:${'z'.repeat(1000)}` });
+      await until(() => dataOf(client).length === 100, 'the whole burst', 10_000);
+      expect(dataOf(client).map((d) => d.split(':')[0])).toEqual(range(1, 100));
+      expect(hub.stats()).toMatchObject({ slowCloses: 0, subscribers: 1 });
+      // and live again afterwards
+      await hub.publish('t', { event: 'msg', data: '101:' });
+      await until(() => dataOf(client).length === 101, 'live again');
+    });
+
+    it("with onSlowClient: 'drop', paces a client that stopped reading from the log: nothing dropped, nothing closed", async () => {
+      const hub = hubOf();
+      const sse = { retryMs: null, bufferBytes: 64 * 1024, heartbeatMs: null, onSlowClient: 'drop' } as const;
+      const app = await serveHub(hub, sse);
+      const slow = new RawSseClient(app.port, '/feed/t');
+      slow.socket.pause();
+      const reader = new RawSseClient(app.port, '/feed/t');
+      await until(() => hub.stats().subscribers === 2, 'two subscribers');
+      await until(() => reader.body.includes('id: '), 'positioned');
+      // 8 MB, one event per turn of the event loop: more than the kernel's socket buffers can hide
+      for (let i = 1; i <= 400; i++) {
+        await hub.publish('t', { event: 'msg', data: `${i}:${'y'.repeat(20_000)}` });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await until(() => dataOf(reader).length === 400, 'the reader has everything', 10_000);
+      slow.socket.resume();
+      await until(() => dataOf(slow).length === 400, 'the slow one has everything too', 10_000);
+      expect(dataOf(slow).map((d) => d.split(':')[0])).toEqual(range(1, 400));
+      expect(hub.stats()).toMatchObject({ slowCloses: 0, subscribers: 2 });
+    });
+
     it('takes a seq at or below the position, in the same epoch, as the log gone back in time: a reset, never a skip', async () => {
       // A store that went back in time (restored from an older snapshot) hands over seqs 2… again.
       const store = memoryStore();
@@ -527,6 +591,14 @@ describe('createHub(options?)', () => {
       }
       await expect(hub.publish('t', 'late')).rejects.toBeInstanceOf(HubClosedError);
       expect(hub.stats().subscribers).toBe(0);
+    });
+
+    it('counts a topic named __proto__ like any other', async () => {
+      const hub = hubOf();
+      const app = await serveHub(hub);
+      const client = new RawSseClient(app.port, '/feed/__proto__');
+      await until(() => client.body.includes('id: '), 'positioned');
+      expect(Object.entries(hub.stats().topics)).toEqual([['__proto__', 1]]);
     });
 
     it('leaves no subscriber, map entry, listener or timer behind once every subscriber left', async () => {

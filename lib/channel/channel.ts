@@ -7,7 +7,7 @@
  * `undefined` is not a value a channel can carry: `take()` uses it to say "closed and drained".
  */
 
-import { describeValue, ignore, resolvedFalse, resolvedTrue } from '../core/util';
+import { describeValue, resolvedFalse, resolvedTrue } from '../core/util';
 import { type ChannelBuffer, toBuffer } from './buffers';
 import { Ring } from './ring';
 
@@ -60,16 +60,6 @@ type Resolve<V> = (value: V) => void;
 const resolvedUndefined: Promise<undefined> = Promise.resolve(undefined);
 const iterationDone: IteratorReturnResult<undefined> = Object.freeze({ done: true, value: undefined });
 const resolvedIterationDone: Promise<IteratorReturnResult<undefined>> = Promise.resolve(iterationDone);
-
-/**
- * The executor of every pending promise. It is a plain function rather than a closure per call, which keeps
- * a waiting put or take down to the promise itself; the constructor runs it synchronously, so the resolver
- * is read back right after `new Promise(captureResolve)` with nothing in between.
- */
-let capturedResolve: Resolve<never> = ignore;
-function captureResolve(resolve: Resolve<never>): void {
-  capturedResolve = resolve;
-}
 
 function checkValue(operation: 'put' | 'offer', value: unknown): void {
   if (value !== undefined) return;
@@ -139,10 +129,8 @@ export class Channel<T> implements AsyncIterable<T>, AsyncDisposable {
     if (this.#closed) return resolvedFalse;
     if (this.#deliver(value)) return resolvedTrue;
     if (this.#putResolvers.length >= MAX_PENDING) return Promise.reject(new ChannelOverflowError('put'));
-    const accepted = new Promise<boolean>(captureResolve);
     this.#putValues.push(value);
-    this.#putResolvers.push(capturedResolve as Resolve<boolean>);
-    return accepted;
+    return new Promise<boolean>((resolve) => this.#putResolvers.push(resolve));
   }
 
   /**
@@ -168,9 +156,7 @@ export class Channel<T> implements AsyncIterable<T>, AsyncDisposable {
     if (value !== undefined) return Promise.resolve(value);
     if (this.#closed) return resolvedUndefined;
     if (this.#takeResolvers.length >= MAX_PENDING) return Promise.reject(new ChannelOverflowError('take'));
-    const taken = new Promise<T | undefined>(captureResolve);
-    this.#takeResolvers.push(capturedResolve as Resolve<T | undefined>);
-    return taken;
+    return new Promise<T | undefined>((resolve) => this.#takeResolvers.push(resolve));
   }
 
   /**

@@ -1,4 +1,5 @@
 import { createDebug } from './debug';
+import { type Deferred, deferred } from './deferred';
 import { type Hook, type Hooks, runHooks, withHook } from './hooks';
 import { isHttp2, isResponseGone, type ResponseLike } from './response';
 import { ignore } from './util';
@@ -27,11 +28,11 @@ export class ResponseWriter {
   readonly #flush: (() => void) | undefined;
   #gone = false;
   #state: WriterState = 'open';
-  #wait: Waiter | undefined;
-  #drain: { promise: Promise<boolean>; resolve: (drained: boolean) => void } | undefined;
+  /** The one pending {@link untilGone}: settled by what it waits for, or by GONE, whichever comes first. */
+  #wait: Deferred<unknown> | undefined;
+  #drain: Deferred<boolean> | undefined;
   #listensForDrain = false;
-  #settle: ((outcome: StreamOutcome) => void) | undefined;
-  #settledPromise: Promise<StreamOutcome> | undefined;
+  #settled: Deferred<StreamOutcome> | undefined;
   #outcome: StreamOutcome = 'finished';
 
   constructor(res: ResponseLike) {
@@ -86,11 +87,7 @@ export class ResponseWriter {
   drained(): Promise<boolean> {
     if (this.#state === 'done' || this.gone) return Promise.resolve(false);
     if (!this.#drain) {
-      let resolve!: (drained: boolean) => void;
-      const promise = new Promise<boolean>((r) => {
-        resolve = r;
-      });
-      this.#drain = { promise, resolve };
+      this.#drain = deferred();
       // One listener for the writer's whole life: compression() moves 'drain' listeners onto its zlib
       // stream, where a `once` wrapper's self-removal (aimed at res) never reaches, one per wait.
       if (!this.#listensForDrain) {
@@ -101,24 +98,42 @@ export class ResponseWriter {
     return this.#drain.promise;
   }
 
-  /** Waits for `pending`, unless the response is done first (the client left). One such wait at a time. */
+  /**
+   * Waits for `pending`, unless the response is done first (the client left). One such wait at a time:
+   * the writer's owner reads its source one item after another, and a second wait would leave the
+   * first unanswered when the client leaves — so it is refused.
+   */
   untilGone<T>(pending: PromiseLike<T>): Promise<T | typeof GONE> {
     if (this.#state === 'done' || this.#gone) {
       Promise.resolve(pending).catch(ignore);
       return Promise.resolve(GONE);
     }
-    // One waiter per writer, reused for every wait: a wait costs one promise, not three closures.
-    this.#wait ??= new Waiter();
-    return this.#wait.await(pending) as Promise<T | typeof GONE>;
+    if (this.#wait !== undefined) {
+      Promise.resolve(pending).catch(ignore);
+      return Promise.reject(new Error('ResponseWriter.untilGone: one wait at a time; await the first'));
+    }
+    const wait = deferred<unknown>();
+    this.#wait = wait;
+    pending.then(
+      (value) => this.#endWait(wait, value),
+      (error: unknown) => {
+        if (this.#wait === wait) this.#wait = undefined;
+        wait.reject(error);
+      },
+    );
+    return wait.promise as Promise<T | typeof GONE>;
+  }
+
+  #endWait(wait: Deferred<unknown>, value: unknown): void {
+    if (this.#wait === wait) this.#wait = undefined;
+    wait.resolve(value);
   }
 
   /** Resolves with how the response ended, whoever ended it. */
   settled(): Promise<StreamOutcome> {
     if (this.#state === 'done') return Promise.resolve(this.#outcome);
-    this.#settledPromise ??= new Promise<StreamOutcome>((resolve) => {
-      this.#settle = resolve;
-    });
-    return this.#settledPromise;
+    this.#settled ??= deferred();
+    return this.#settled.promise;
   }
 
   /** Ends the response cleanly and resolves once it has been handed to the OS, or the client left. */
@@ -232,16 +247,16 @@ export class ResponseWriter {
     this.#removeListeners();
     if (cutShort) this.abort(reason ?? cutShortReason(outcome));
     // Nothing more will drain or arrive: wake whoever waits, so that no caller hangs.
-    this.#wait?.resolve(GONE);
+    if (this.#wait !== undefined) this.#endWait(this.#wait, GONE);
     const drain = this.#drain;
     this.#drain = undefined;
     drain?.resolve(false);
     const hooks = this.#abortHooks;
     this.#abortHooks = undefined;
     if (wasOpen && cutShort) runHooks(hooks);
-    const settle = this.#settle;
-    this.#settle = undefined;
-    settle?.(outcome);
+    const settled = this.#settled;
+    this.#settled = undefined;
+    settled?.resolve(outcome);
   }
 
   #removeListeners(): void {
@@ -249,34 +264,6 @@ export class ResponseWriter {
     this.res.off('error', this.#handleError);
     this.res.off('drain', this.#handleDrain);
     this.res.off('finish', this.#handleFinish);
-  }
-}
-
-/** The pending side of {@link ResponseWriter.untilGone}: settled by the awaited value or by GONE, first wins. */
-class Waiter {
-  #resolve: ((value: unknown) => void) | undefined;
-  #reject: ((error: unknown) => void) | undefined;
-  readonly #capture = (resolve: (value: unknown) => void, reject: (error: unknown) => void): void => {
-    this.#resolve = resolve;
-    this.#reject = reject;
-  };
-  readonly #settle = (value: unknown): void => this.resolve(value);
-  readonly #fail = (error: unknown): void => {
-    const reject = this.#reject;
-    this.#resolve = this.#reject = undefined;
-    reject?.(error);
-  };
-
-  await(pending: PromiseLike<unknown>): Promise<unknown> {
-    const wait = new Promise<unknown>(this.#capture);
-    pending.then(this.#settle, this.#fail);
-    return wait;
-  }
-
-  resolve(value: unknown): void {
-    const resolve = this.#resolve;
-    this.#resolve = this.#reject = undefined;
-    resolve?.(value);
   }
 }
 

@@ -3,6 +3,7 @@ import { type EncodedEvent, encodedText } from '../sse/encoded';
 import { encodeEvent, isSseEvent, type Serialize } from '../sse/encoder';
 import { formatId } from './ids';
 import type { HubRecord, StoredEvent } from './store';
+import type { HubMessage } from './types';
 
 /**
  * An event's wire text around its id line, made once per event in each process: field order puts the
@@ -76,4 +77,21 @@ export function resetEvent(reason: string, topic: string, epoch: string, head: n
 /** An id-only event: it dispatches nothing, but sets the client's Last-Event-ID to where it stands. */
 export function positionEvent(epoch: string, head: number): EncodedEvent {
   return encodedText(encodeEvent({ id: formatId(epoch, head) }));
+}
+
+const messages = new WeakMap<StoredEvent, HubMessage>();
+
+/** The event as a subscription's filter sees it: made once per event, whatever the number of filters. */
+export function messageOf(topic: string, epoch: string, event: StoredEvent): HubMessage {
+  let message = messages.get(event);
+  if (message === undefined) {
+    message = Object.freeze({
+      topic,
+      id: formatId(epoch, event.seq),
+      event: event.record.event || 'message',
+      data: event.record.data,
+    });
+    messages.set(event, message);
+  }
+  return message;
 }

@@ -1,74 +1,42 @@
+import { AsyncResource } from 'node:async_hooks';
 import { createDebug } from '../core/debug';
 import { channels } from '../core/diagnostics';
 import { reportUnheard } from '../core/errors';
-import {
-  closeReason,
-  commitHead,
-  deliverLive,
-  deliverPaced,
-  type EncodedEvent,
-  type EncodedSink,
-  whenClosed,
-} from '../sse/encoded';
+import type { EncodedEvent } from '../sse/encoded';
 import { type IdSource, readLastEventId } from '../sse/last-event-id';
-import type { SseStream } from '../sse/types';
-import { positionEvent, resetEvent, wireOf } from './encode';
+import { type StreamSink, sinkOf } from '../sse/sink';
+import { messageOf, positionEvent, resetEvent, wireOf } from './encode';
 import { HubStoreError } from './errors';
-import { formatId, parseId } from './ids';
+import { HeldEvents } from './held';
+import { PAGE, type SubscriberHost } from './host';
+import { Place } from './place';
+import { judge } from './resume';
 import type { LogPosition, StoredEvent } from './store';
-import type { HubMessage, ResetReason, SubscribeOptions } from './types';
+import type { ResetReason, SubscribeOptions } from './types';
 
 const debug = createDebug('hub');
-
-/** Events read from the store per page of a replay. */
-const PAGE = 100;
-
-/** The hub's own counts, as `hub.stats()` reports them. */
-export type HubCounter = 'published' | 'delivered' | 'replays' | 'replayed' | 'slowCloses';
-
-/** What a subscriber needs of its hub: the store, the rules, and the counters it feeds. */
-export interface SubscriberHost {
-  readonly maxReplay: number;
-  read(
-    topic: string,
-    after: number,
-    limit: number,
-  ): Promise<{ position: LogPosition; events: StoredEvent[] }>;
-  position(topic: string): Promise<LogPosition>;
-  /** Joins the topic's live fan-out; resolves once the store follows the topic. */
-  join(subscriber: Subscriber): Promise<void>;
-  leave(subscriber: Subscriber): void;
-  counted(counter: HubCounter, by?: number): void;
-  countedReset(reason: ResetReason): void;
-}
 
 type Phase = 'catching-up' | 'live' | 'closed';
 
 /**
- * One client of a topic. It joins the topic's live fan-out first (buffering), then catches up from
- * the log — paced by the client — and only then goes live, dropping buffered events it already got:
- * no gap, no duplicate. Live events are checked by number: one whose seq is not the next sends the
- * subscriber back to the log to catch up (or to a reset when what it missed is gone).
+ * One client of a topic. It joins the topic's live fan-out first (holding what arrives), then catches
+ * up from the log — paced by the client — and only then goes live, skipping held events it already
+ * got: no gap, no duplicate. Live events are checked by number: one whose seq is not the next sends
+ * the subscriber back to the log to catch up (or to a reset when what it missed is gone), and so does
+ * a live event the stream could not take now.
  */
 export class Subscriber {
   readonly topic: string;
   readonly #host: SubscriberHost;
   readonly #filter: SubscribeOptions['filter'];
+  /** The request's async context, where the filter runs (it runs on another request's publish). */
+  readonly #filterContext: AsyncResource | undefined;
   readonly #from: SubscribeOptions['from'];
   readonly #request: IdSource;
-  #sink: (EncodedSink & SseStream) | undefined;
+  readonly #held: HeldEvents;
+  #sink: StreamSink | undefined;
   #phase: Phase = 'catching-up';
-  #epoch = '';
-  #last = 0;
-  /** The store's epoch for a topic with no log, as last read: a client positioned on none holds it. */
-  #emptyEpoch: string | undefined;
-  /** Live batches that arrived while catching up, replayed after it; `undefined` when none. */
-  #held: Array<{ epoch: string; events: readonly StoredEvent[] }> | undefined;
-  #heldCount = 0;
-  /** Too much arrived while catching up: dropped, and read from the log instead. */
-  #heldOverflowed = false;
-  /** The live feed went back in time while catching up: where the client goes on from. */
-  #rewoundTo: LogPosition | undefined;
+  readonly #place = new Place();
 
   constructor(host: SubscriberHost, topic: string, request: IdSource, options: SubscribeOptions) {
     this.#host = host;
@@ -76,10 +44,10 @@ export class Subscriber {
     this.#request = request;
     this.#filter = options.filter;
     this.#from = options.from;
-  }
-
-  get live(): boolean {
-    return this.#phase === 'live';
+    this.#held = new HeldEvents(Math.max(host.maxReplay, PAGE));
+    if (options.filter !== undefined) {
+      this.#filterContext = new AsyncResource('express-streaming:hub-filter', { requireManualDestroy: true });
+    }
   }
 
   /** A getter, so that TypeScript does not assume the phase survives an `await` unchanged. */
@@ -88,14 +56,16 @@ export class Subscriber {
   }
 
   /** Starts on the stream `res.sse()` made: joins the fan-out, then positions the client and catches up. */
-  attach(stream: SseStream): void {
-    const sink = stream as EncodedSink & SseStream;
-    if (typeof sink[deliverLive] !== 'function') {
-      throw new TypeError("hub.subscribe: the subscription needs express-streaming's res.sse() to run on");
+  attach(stream: unknown): void {
+    const sink = sinkOf(stream);
+    if (sink === undefined) {
+      throw new TypeError(
+        "hub.subscribe: the subscription runs on a stream of express-streaming's res.sse() (of the same major version)",
+      );
     }
     this.#sink = sink;
-    if (sink.closed) return;
-    sink[whenClosed](this.#close);
+    if (sink.closeReason !== undefined) return;
+    sink.whenClosed(this.#close);
     const following = this.#host.join(this);
     // The log is read only once the store follows the topic: what it misses, the log has.
     void following.then(() => this.#position(readLastEventId(this.#request))).catch(this.fail);
@@ -103,53 +73,29 @@ export class Subscriber {
 
   /**
    * Live events of the topic, in order; `batch` is all of them as one write, made once for every
-   * subscriber. The common case — live, unfiltered, the next seq — is one write and no allocation;
-   * it returns how many events it delivered, for the hub to count once per fan-out (the other paths
-   * count their own).
+   * subscriber; `rewound`: the topic's live feed went back in time with them. The common case —
+   * live, unfiltered, the next seq — is one write and no allocation; it returns how many events it
+   * delivered, for the hub to count once per fan-out (the other paths count their own).
    */
-  take(epoch: string, events: readonly StoredEvent[], batch: EncodedEvent, rewound = false): number {
+  take(epoch: string, events: readonly StoredEvent[], batch: EncodedEvent, rewound: boolean): number {
     const first = events[0]!;
     if (rewound) this.#rewind(epoch, first);
     if (this.#phase !== 'live') {
-      if (this.#phase === 'catching-up') this.#hold(epoch, events);
+      if (this.#phase === 'catching-up') this.#held.hold(epoch, events);
       return 0;
     }
-    if (
-      this.#filter === undefined &&
-      first.seq === this.#last + 1 &&
-      (epoch === this.#epoch || this.#adopts(epoch, this.#emptyEpoch))
-    ) {
-      this.#last = events[events.length - 1]!.seq;
-      return this.#sink![deliverLive](batch) ? events.length : 0;
+    const place = this.#place;
+    if (this.#filter === undefined && first.seq === place.last + 1 && place.adopts(epoch, place.emptyEpoch)) {
+      const delivery = this.#sink!.deliverLive(batch);
+      if (delivery === 'written') {
+        place.last = events[events.length - 1]!.seq;
+        return events.length;
+      }
+      if (delivery === 'dropped') this.#catchUpLater();
+      return 0;
     }
     this.#takeEach(epoch, events);
     return 0;
-  }
-
-  /**
-   * The topic's live feed went back in time to `first` (a store restored from an older snapshot, a
-   * lagging replica promoted): the same ids now name other events. A client that has events at or
-   * past that point must reload its state — a reset, never a silent skip of the "duplicates". One
-   * catching up is reset once its pending write is done, and reads the log again from there.
-   */
-  #rewind(epoch: string, first: StoredEvent): void {
-    debug('the log of %s went back in time to %d', this.topic, first.seq);
-    if (this.#phase === 'catching-up') {
-      this.#held = undefined;
-      this.#heldCount = 0;
-      this.#rewoundTo = this.#placeBefore(epoch, first);
-    } else if (this.#phase === 'live' && epoch === this.#epoch && first.seq <= this.#last) {
-      this.#reset('unknown-epoch', this.#placeBefore(epoch, first));
-    }
-  }
-
-  /** A rewind that came while catching up, applied between two writes; true if there was one. */
-  #catchRewind(): boolean {
-    const to = this.#rewoundTo;
-    this.#rewoundTo = undefined;
-    if (to === undefined || to.epoch !== this.#epoch || to.head >= this.#last) return false;
-    this.#reset('unknown-epoch', to);
-    return true;
   }
 
   /** The events one by one, while the subscriber stays live (a gap or a reset ends that). */
@@ -159,30 +105,38 @@ export class Subscriber {
   }
 
   #takeOne(epoch: string, event: StoredEvent, batch: readonly StoredEvent[], index: number): void {
-    if (epoch !== this.#epoch && !(event.seq === 1 && this.#adopts(epoch, this.#emptyEpoch))) {
+    const place = this.#place;
+    if (epoch !== place.epoch && !(event.seq === 1 && place.adopts(epoch, place.emptyEpoch))) {
       // The log started a new life (Redis lost it): what this client had is gone.
-      this.#reset('unknown-epoch', this.#placeBefore(epoch, event));
-    } else if (event.seq <= this.#last) {
+      this.#reset('unknown-epoch', place.before(epoch, event));
+    } else if (event.seq <= place.last) {
       // already written: the log gave it while catching up, before the live feed got this far
       return;
-    } else if (event.seq !== this.#last + 1) {
-      debug('gap on %s: at %d, got %d; catching up from the log', this.topic, this.#last, event.seq);
-      this.#phase = 'catching-up';
-      this.#hold(epoch, batch.slice(index));
-      void this.#catchUp().catch(this.fail);
+    } else if (event.seq !== place.last + 1) {
+      debug('gap on %s: at %d, got %d; catching up from the log', this.topic, place.last, event.seq);
+      this.#held.hold(epoch, batch.slice(index));
+      this.#catchUpLater();
       return;
     }
-    this.#last = event.seq;
-    if (this.#accepts(epoch, event) && this.#sink![deliverLive](wireOf(epoch, event))) {
+    if (!this.#accepts(epoch, event)) {
+      place.last = event.seq;
+      return;
+    }
+    const delivery = this.#sink!.deliverLive(wireOf(epoch, event));
+    if (delivery === 'written') {
+      place.last = event.seq;
       this.#host.counted('delivered');
+    } else if (delivery === 'dropped') {
+      this.#catchUpLater();
     }
   }
 
   /** The subscription's filter; one that throws closes its subscription (and is reported), nobody else's. */
   #accepts(epoch: string, event: StoredEvent): boolean {
-    if (this.#filter === undefined) return true;
+    const filter = this.#filter;
+    if (filter === undefined) return true;
     try {
-      return this.#filter(messageOf(this.topic, epoch, event));
+      return this.#filterContext!.runInAsyncScope(filter, undefined, messageOf(this.topic, epoch, event));
     } catch (error) {
       this.fail(error);
       return false;
@@ -196,52 +150,57 @@ export class Subscriber {
   async #position(lastEventId: string | undefined): Promise<void> {
     const position = await this.#host.position(this.topic);
     if (this.#isClosed) return;
-    this.#sink![commitHead]();
-    this.#epoch = position.epoch;
-    this.#emptyEpoch = position.emptyEpoch;
+    this.#sink!.commitHead();
+    const place = this.#place;
+    place.moveTo(position);
     if (lastEventId === undefined || lastEventId === '') {
-      if (this.#from === 'earliest') this.#last = position.first - 1;
-      else {
-        this.#last = position.head;
-        // No replay, but an id: a reconnect before the first event resumes from here.
-        if (!(await this.#sink![deliverPaced](positionEvent(position.epoch, position.head)))) return;
-      }
+      if (this.#from === 'earliest') place.last = position.first - 1;
+      // No replay, but an id: a reconnect before the first event resumes from here.
+      else if (!(await this.#sink!.deliverPaced(positionEvent(position.epoch, position.head)))) return;
     } else {
       const verdict = judge(lastEventId, position, this.#host.maxReplay);
       if (typeof verdict === 'string') this.#reset(verdict, position);
-      else this.#last = verdict;
+      else place.last = verdict;
     }
     await this.#catchUp();
   }
 
+  /** Back to the log: what the live feed brought could not be written now, or does not follow on. */
+  #catchUpLater(): void {
+    this.#phase = 'catching-up';
+    void this.#catchUp().catch(this.fail);
+  }
+
   /** Reads the log after the last seq, paced by the client, until it has what was there; then live. */
   async #catchUp(): Promise<void> {
+    const place = this.#place;
     let replayed = 0;
     for (;;) {
-      const { position, events } = await this.#host.read(this.topic, this.#last, PAGE);
+      const { position, events } = await this.#host.read(this.topic, place.last, PAGE);
       if (this.#isClosed) return;
+      place.emptyEpoch = position.emptyEpoch;
       if (this.#catchRewind()) continue;
-      if (!this.#adopts(position.epoch, position.emptyEpoch) || position.head < this.#last) {
+      if (!place.adopts(position.epoch, position.emptyEpoch) || position.head < place.last) {
         // another life of the log, or this one gone back in time below what the client has
         this.#reset('unknown-epoch', position);
         continue;
       }
-      if (position.first > this.#last + 1) {
+      if (position.first > place.last + 1) {
         this.#reset('too-old', position);
         continue;
       }
       for (const event of events) {
-        this.#last = event.seq;
+        place.last = event.seq;
         if (!this.#accepts(position.epoch, event)) continue;
-        if (!(await this.#sink![deliverPaced](wireOf(position.epoch, event)))) return;
+        if (!(await this.#sink!.deliverPaced(wireOf(position.epoch, event)))) return;
         replayed++;
       }
       if (this.#isClosed) return;
       if (this.#catchRewind()) continue;
-      if (this.#last < position.head && events.length > 0) continue;
-      if (this.#heldOverflowed) {
+      if (place.last < position.head && events.length > 0) continue;
+      if (this.#held.overflowed) {
         // What arrived meanwhile was too much to hold: the log has it.
-        this.#heldOverflowed = false;
+        this.#held.overflowed = false;
         continue;
       }
       break;
@@ -255,14 +214,13 @@ export class Subscriber {
 
   /** Hands over what arrived while catching up (skipping what the log already gave), then goes live. */
   #goLive(): void {
-    const held = this.#held;
-    this.#held = undefined;
-    this.#heldCount = 0;
+    const held = this.#held.takeAll();
     this.#phase = 'live';
     if (held === undefined) return;
     for (const { epoch, events } of held) {
       // held while the log was read: what the log gave is behind the client, not a rewind
-      const start = epoch === this.#epoch ? events.findIndex((event) => event.seq > this.#last) : 0;
+      const place = this.#place;
+      const start = epoch === place.epoch ? events.findIndex((event) => event.seq > place.last) : 0;
       if (start < 0) continue;
       this.#takeEach(epoch, start === 0 ? events : events.slice(start));
       if (this.#phase !== 'live') return;
@@ -270,32 +228,27 @@ export class Subscriber {
   }
 
   /**
-   * Whether the client's place continues in a log of `epoch`: the same life, or — for a client placed
-   * on a topic with no log, while the store says no log was lost since — the start of the log begun.
+   * The topic's live feed went back in time to `first` (a store restored from an older snapshot, a
+   * lagging replica promoted): the same ids now name other events. A client that has events at or
+   * past that point must reload its state — a reset, never a silent skip of the "duplicates". One
+   * catching up is reset between two of its writes, and reads the log again from there.
    */
-  #adopts(epoch: string, emptyEpoch: string | undefined): boolean {
-    if (epoch === this.#epoch) return true;
-    if (this.#last !== 0 || emptyEpoch === undefined || this.#epoch !== emptyEpoch) return false;
-    this.#epoch = epoch;
-    return true;
-  }
-
-  /** A position just before `event`: where a client goes live from when it is told to reset there. */
-  #placeBefore(epoch: string, event: StoredEvent): LogPosition {
-    return { epoch, first: event.seq, head: event.seq - 1, emptyEpoch: this.#emptyEpoch ?? '' };
-  }
-
-  #hold(epoch: string, events: readonly StoredEvent[]): void {
-    if (this.#heldOverflowed) return;
-    this.#heldCount += events.length;
-    if (this.#heldCount > Math.max(this.#host.maxReplay, PAGE)) {
-      this.#held = undefined;
-      this.#heldCount = 0;
-      this.#heldOverflowed = true;
-      return;
+  #rewind(epoch: string, first: StoredEvent): void {
+    debug('the log of %s went back in time to %d', this.topic, first.seq);
+    const place = this.#place;
+    if (this.#phase === 'catching-up') {
+      this.#held.clear();
+      place.rewoundTo(epoch, first);
+    } else if (this.#phase === 'live' && epoch === place.epoch && first.seq <= place.last) {
+      this.#reset('unknown-epoch', place.before(epoch, first));
     }
-    this.#held ??= [];
-    this.#held.push({ epoch, events });
+  }
+
+  /** A rewind that came while catching up, applied between two writes; true if there was one. */
+  #catchRewind(): boolean {
+    const to = this.#place.takeRewind();
+    if (to !== undefined) this.#reset('unknown-epoch', to);
+    return to !== undefined;
   }
 
   /** Tells the client to reload its state and positions it at the log's head, in the stream's own order. */
@@ -310,25 +263,27 @@ export class Subscriber {
         req: this.#request,
       });
     }
-    this.#epoch = position.epoch;
-    this.#last = position.head;
-    // Resets are rare and small: written like a live event, never awaited.
-    this.#sink![deliverLive](resetEvent(reason, this.topic, position.epoch, position.head));
+    this.#place.moveTo(position);
+    // Resets are rare and small: written like a live event, never awaited. One the stream cannot take
+    // now must not be lost: the stream ends, and its client is judged again when it reconnects.
+    const reset = resetEvent(reason, this.topic, position.epoch, position.head);
+    if (this.#sink!.deliverLive(reset) === 'dropped') this.#sink!.close();
   }
 
   /** The hub closes: the client gets a (jittered) `retry:` and the stream ends. */
   closeWith(retry: EncodedEvent): void {
     const sink = this.#sink;
     if (sink === undefined || this.#phase === 'closed') return;
-    sink[deliverLive](retry);
+    sink.deliverLive(retry);
     sink.close();
   }
 
   readonly #close = (): void => {
     if (this.#phase === 'closed') return;
     this.#phase = 'closed';
-    this.#held = undefined;
-    if (this.#sink?.[closeReason] === 'slow') this.#host.counted('slowCloses');
+    this.#held.clear();
+    this.#filterContext?.emitDestroy();
+    if (this.#sink?.closeReason === 'slow') this.#host.counted('slowCloses');
     this.#host.leave(this);
   };
 
@@ -341,33 +296,4 @@ export class Subscriber {
     else reportUnheard(error);
     if (this.#phase !== 'closed') this.#sink?.close();
   };
-}
-
-/** The seq to replay after, or why the client must reset. */
-function judge(lastEventId: string, position: LogPosition, maxReplay: number): number | ResetReason {
-  const id = parseId(lastEventId);
-  if (id === 'malformed') return 'malformed';
-  // `<emptyEpoch>-0`: placed while the topic had no log, and none was lost since: its log's start
-  const placedBeforeLog = id.seq === 0 && id.epoch === position.emptyEpoch;
-  if (id.epoch !== position.epoch && !placedBeforeLog) return 'unknown-epoch';
-  if (id.seq > position.head) return 'ahead';
-  if (position.first > id.seq + 1) return 'too-old';
-  if (position.head - id.seq > maxReplay) return 'too-many';
-  return id.seq;
-}
-
-const messages = new WeakMap<StoredEvent, HubMessage>();
-
-function messageOf(topic: string, epoch: string, event: StoredEvent): HubMessage {
-  let message = messages.get(event);
-  if (message === undefined) {
-    message = Object.freeze({
-      topic,
-      id: formatId(epoch, event.seq),
-      event: event.record.event || 'message',
-      data: event.record.data,
-    });
-    messages.set(event, message);
-  }
-  return message;
 }

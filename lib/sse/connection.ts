@@ -1,37 +1,20 @@
-import type { Socket } from 'node:net';
-import { Channel } from '../channel/channel';
+import { AsyncResource } from 'node:async_hooks';
 import { createDebug } from '../core/debug';
 import { channels } from '../core/diagnostics';
 import { reportUnheard } from '../core/errors';
 import { type Hook, type Hooks, runHooks, withHook } from '../core/hooks';
-import { releaseIterable } from '../core/release';
 import type { AnyRequest, AnyResponse, ResponseLike } from '../core/response';
 import type { Ticking, TickScheduler } from '../core/scheduler';
-import { describeValue, ignore, isPromiseLike, resolvedFalse, resolvedTrue } from '../core/util';
-import { GONE, ResponseWriter } from '../core/writer';
-import {
-  closeReason,
-  commitHead,
-  deliverLive,
-  deliverPaced,
-  type EncodedEvent,
-  type EncodedSink,
-  encodedText,
-  framedBytes,
-  whenClosed,
-} from './encoded';
+import { describeValue, resolvedFalse, resolvedTrue } from '../core/util';
+import type { GONE } from '../core/writer';
+import { type EncodedEvent, encodedText } from './encoded';
 import { encodeComment, encodeEvent, encodeRetry, type SseEventInput } from './encoder';
-import { directSocket, frameChunk } from './framed-socket';
-import { jitter, writeSseHead } from './head';
+import { jitter } from './head';
 import { readLastEventId } from './last-event-id';
 import { DEFAULT_RETRY_MS, type SseSettings } from './options';
-import {
-  type SseCloseReason,
-  type SseContext,
-  type SseReadyFunction,
-  type SseStream,
-  SseSubscription,
-} from './types';
+import { type LiveDelivery, STREAM_SINK, type StreamSink } from './sink';
+import type { SseCloseReason, SseContext, SseStream } from './types';
+import { type SseChunk, SseWriter } from './writer';
 
 const debug = createDebug('sse');
 
@@ -46,41 +29,40 @@ export interface ConnectionSettings extends SseSettings {
 /** Encoded once for every stream: its framed chunk is made once, too. */
 const HEARTBEAT = encodedText(encodeComment(''));
 
-/** What a stream writes: wire text it made, or bytes a hub encoded once for every subscriber. */
-type Chunk = string | EncodedEvent;
-
 /**
- * One open stream. It is its own context object (`req`, `res`, `signal`, `lastEventId`, `stream`), so
- * that a stream costs one object beyond the response's writer.
+ * One open stream's life: when it opens and its head goes out, what it may queue (the slow-client
+ * rule), heartbeats and the write deadline on the shared scheduler's ticks, and its teardown, which
+ * runs once whatever the cause. Its bytes go through an {@link SseWriter}. It is its own context
+ * object (`req`, `res`, `signal`, `lastEventId`, `stream`) and its own {@link StreamSink}, so a
+ * stream costs one object beyond its writers.
  */
-export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, EncodedSink {
+export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, StreamSink {
   readonly lastEventId: string | undefined;
-  readonly #writer: ResponseWriter;
+  readonly #writer: SseWriter;
   readonly #streams: TickScheduler;
   readonly #settings: ConnectionSettings;
+  /**
+   * The request's async context, where `onClose` and the close diagnostics run (request-scoped
+   * loggers, tracing): a stream ends on a socket event, outside of it. Made only when they exist.
+   */
+  readonly #context: AsyncResource | undefined;
   #closed: SseCloseReason | undefined;
-  /** The SSE head is out: the client saw the stream open. */
-  #headSent = false;
   #lastWriteTick: number;
   #blockedSinceTick = -1;
-  /** A write returned false and no `'drain'` came yet: only then is the queue measured. */
-  #backedUp = false;
   /** A `bufferBytes` below the socket's high-water mark must be checked on every write. */
   #smallBuffer = false;
-  /** Set where each event can go to the socket as one framed chunk (see {@link directSocket}). */
-  #socket: Socket | undefined;
-  /** While backed up: resolves `true` on `'drain'`, `false` once the stream is closed. */
-  #drain: Promise<boolean> | undefined;
-  #resolveSocketDrain: ((drained: boolean) => void) | undefined;
   /** What teardown lets go of: the stream's source, a hub subscription. */
   #onClosed: Hooks;
 
   constructor(res: ResponseLike, streams: TickScheduler, settings: ConnectionSettings) {
-    this.#writer = new ResponseWriter(res);
+    this.#writer = new SseWriter(res);
     this.#streams = streams;
     this.#settings = settings;
     this.#lastWriteTick = streams.tick;
     this.lastEventId = readLastEventId(res.req);
+    if (settings.onClose !== undefined || channels.sseClose.hasSubscribers) {
+      this.#context = new AsyncResource('express-streaming:sse', { requireManualDestroy: true });
+    }
   }
 
   get req(): AnyRequest {
@@ -96,18 +78,22 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
   }
 
   get signal(): AbortSignal {
-    return this.#writer.signal;
+    return this.#writer.response.signal;
   }
 
   get closed(): boolean {
     return this.#closed !== undefined;
   }
 
-  get [closeReason](): SseCloseReason | undefined {
+  get closeReason(): SseCloseReason | undefined {
     return this.#closed;
   }
 
-  [whenClosed](hook: Hook): void {
+  get [STREAM_SINK](): StreamSink {
+    return this;
+  }
+
+  whenClosed(hook: Hook): void {
     if (this.#closed) hook();
     else this.#onClosed = withHook(this.#onClosed, hook);
   }
@@ -115,27 +101,26 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
   /**
    * Opens the stream: it counts, hears its client leave and is reached by `closeAll()`. The SSE head
    * goes out at once, so `EventSource.onopen` fires and proxies see the stream start — unless its
-   * source holds it (see {@link holdsHead}); then it goes out at the source's word, or with the first
-   * byte written, or as the stream ends, whichever comes first.
+   * source holds it (a subscription, until it knows where its client starts; see
+   * {@link StreamSink.commitHead}).
    */
-  start(holdHead = false): void {
+  start(holdHead: boolean): void {
     this.#announce();
     // The client left, or the app ended the response itself (its own timeout, an error handler).
-    this.#writer.whenAborted(() => this.#teardown(this.#writer.res.writableEnded ? 'server' : 'client'));
+    const response = this.#writer.response;
+    response.whenAborted(() => this.#teardown(response.res.writableEnded ? 'server' : 'client'));
     this.#streams.add(this);
     if (!holdHead) this.#commitHead();
   }
 
-  [commitHead](): void {
+  commitHead(): void {
     if (!this.#closed) this.#commitHead();
   }
 
   #commitHead(): void {
-    if (!this.#writeHead()) return;
-    const res = this.#writer.res;
-    this.#socket = directSocket(res);
+    if (!this.#writer.writeHead(this.#settings.headers)) return;
     const { bufferBytes } = this.#settings;
-    this.#smallBuffer = bufferBytes !== null && bufferBytes < res.writableHighWaterMark;
+    this.#smallBuffer = bufferBytes !== null && bufferBytes < this.#writer.res.writableHighWaterMark;
     this.#lastWriteTick = this.#streams.tick;
     if (this.#settings.retryMs !== null) this.#put(encodeRetry(jitter(this.#settings.retryMs)));
   }
@@ -146,7 +131,7 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
    */
   endAtOnce(retry: boolean): void {
     this.#announce();
-    this.#writeHead();
+    this.#writer.writeHead(this.#settings.headers);
     if (retry) this.#writer.res.write(encodeRetry(jitter(this.#settings.retryMs ?? DEFAULT_RETRY_MS)));
     this.#teardown('server');
   }
@@ -159,7 +144,7 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
 
   send(event: SseEventInput<D>): Promise<boolean> {
     if (this.#closed) return resolvedFalse;
-    return this.#paced(encodeEvent(event, this.#settings.serialize), true);
+    return this.#paced(encodeEvent(event, this.#settings.serialize));
   }
 
   comment(text: string): boolean {
@@ -167,7 +152,7 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
       throw new TypeError(`SseStream.comment: expected \`text\` to be a string, got ${describeValue(text)}`);
     }
     if (this.#closed) return false;
-    void this.#paced(encodeComment(text), true);
+    void this.#paced(encodeComment(text));
     return !this.#closed;
   }
 
@@ -175,35 +160,46 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     this.#teardown('server');
   }
 
-  [deliverLive](event: EncodedEvent): boolean {
-    if (this.#closed || !this.#admit(event, false)) return false;
-    this.#put(event);
-    return true;
+  /** Ends the stream as failed: the source threw, or a subscription could not go on. */
+  fail(error: unknown): void {
+    this.#teardown('error', error);
   }
 
-  [deliverPaced](event: EncodedEvent): Promise<boolean> {
+  /** Waits for `pending` (a source's next event), unless the stream ends first. */
+  untilGone<T>(pending: PromiseLike<T>): Promise<T | typeof GONE> {
+    return this.#writer.response.untilGone(pending);
+  }
+
+  deliverLive(event: EncodedEvent): LiveDelivery {
+    if (this.#closed) return 'closed';
+    const admitted = this.#admit(event, true);
+    if (admitted === 'written') this.#put(event);
+    return admitted;
+  }
+
+  deliverPaced(event: EncodedEvent): Promise<boolean> {
     if (this.#closed) return resolvedFalse;
-    return this.#put(event) ? resolvedTrue : this.#drained();
+    return this.#put(event) ? resolvedTrue : this.#writer.drained();
   }
 
   /** Graceful shutdown: a jittered `retry:` first, then a clean end; resolves once the response is done. */
   shutdown(retryMs: number): Promise<unknown> {
-    if (this.#closed) return this.#writer.settled();
+    if (this.#closed) return this.#writer.response.settled();
     this.#put(encodeRetry(jitter(retryMs)));
     this.#teardown('server');
-    return this.#writer.settled();
+    return this.#writer.response.settled();
   }
 
   /** After a shutdown's grace period: a response still not handed to the OS is cut off. */
   destroyUnfinished(): void {
-    if (!this.#writer.done) this.#writer.res.destroy();
+    if (!this.#writer.response.done) this.#writer.res.destroy();
   }
 
   tick(now: number): void {
     // a held head: nothing written yet, so nothing to keep alive or to wait for
-    if (!this.#headSent) return;
+    if (!this.#writer.headSent) return;
     const { heartbeatTicks, deadlineTicks } = this.#settings;
-    const blocked = this.#socket ? this.#socket.writableNeedDrain : needsDrain(this.#writer.res);
+    const blocked = this.#writer.blocked;
     if (deadlineTicks !== null) {
       if (!blocked) this.#blockedSinceTick = -1;
       else if (this.#blockedSinceTick < 0) this.#blockedSinceTick = now;
@@ -218,130 +214,46 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     }
   }
 
-  runReadyFunction(ready: SseReadyFunction<D>): void {
-    const events = new Channel<SseEventInput<D>>(10);
-    // Before `ready` runs: a stream it closes at once must refuse its puts from then on.
-    this[whenClosed](() => events.close());
-    try {
-      const returned: unknown = ready(events, this);
-      if (isPromiseLike(returned)) returned.then(ignore, (error: unknown) => this.#teardown('error', error));
-    } catch (error) {
-      this.#teardown('error', error);
-      return;
-    }
-    void this.consume(events);
-  }
-
-  runSubscription(subscription: SseSubscription<D>): void {
-    try {
-      subscription[SseSubscription](this, this);
-    } catch (error) {
-      this.#teardown('error', error);
-    }
-  }
-
-  /** Writes every event of the source, paced by the client; the source's end ends the stream. Never rejects. */
-  async consume(source: AsyncIterable<SseEventInput<D>>): Promise<void> {
-    let iterator: AsyncIterator<SseEventInput<D>> | undefined;
-    this[whenClosed](() => releaseIterable(source, iterator));
-    if (this.#closed) return;
-    try {
-      // Inside the try: a source can refuse to be iterated (a locked ReadableStream throws here).
-      iterator = source[Symbol.asyncIterator]();
-      for (;;) {
-        const step = await this.#writer.untilGone(iterator.next());
-        if (step === GONE || this.#closed) return;
-        if (step.done) {
-          this.#teardown('server');
-          return;
-        }
-        await this.send(step.value);
-        if (this.#closed) return;
-      }
-    } catch (error) {
-      this.#teardown('error', error);
-    }
-  }
-
   /** A write a producer may await: admitted against `bufferBytes`, resolved once below the high-water mark. */
-  #paced(chunk: Chunk, dropAllowed: boolean): Promise<boolean> {
-    if (!this.#admit(chunk, dropAllowed)) return resolvedFalse;
-    return this.#put(chunk) ? resolvedTrue : this.#drained();
+  #paced(chunk: SseChunk): Promise<boolean> {
+    if (this.#admit(chunk, false) !== 'written') return resolvedFalse;
+    return this.#put(chunk) ? resolvedTrue : this.#writer.drained();
   }
 
   /**
-   * Whether one more chunk keeps this client within `bufferBytes` of unsent bytes; if not, the slow
-   * client policy applies (`'drop'` where allowed, else the stream closes as `'slow'`). The queue is
-   * read only when it may matter — `writableLength` is slow on Express's re-prototyped `res` — and the
-   * cap holds for a first chunk too: one bigger than `bufferBytes` is never queued.
+   * Whether one more chunk keeps this client within `bufferBytes` of unsent bytes. The queue is read
+   * only when it may matter — `writableLength` is slow on Express's re-prototyped `res` — and the cap
+   * holds for a first chunk too: one bigger than `bufferBytes` is never queued. A chunk that does not
+   * fit is `dropped` where a hub can send it later from its log (`paceable`) while the client keeps up
+   * (a burst, not a slow reader: its socket is not backed up); otherwise `onSlowClient` decides:
+   * dropped, or the stream closes as `'slow'`.
    */
-  #admit(chunk: Chunk, dropAllowed: boolean): boolean {
+  #admit(chunk: SseChunk, paceable: boolean): LiveDelivery {
     const { bufferBytes } = this.#settings;
-    if (bufferBytes === null) return true;
+    if (bufferBytes === null) return 'written';
     const large =
       typeof chunk === 'string' ? chunk.length * 3 > bufferBytes : chunk.bytes.length > bufferBytes;
-    if (!this.#backedUp && !this.#smallBuffer && !large) return true;
+    if (!this.#writer.backedUp && !this.#smallBuffer && !large) return 'written';
     const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.bytes.length;
-    const queued = this.#writer.res.writableLength;
-    if (queued + size <= bufferBytes) return true;
-    const drop = dropAllowed && this.#settings.onSlowClient === 'drop';
-    debug('slow client: %d bytes queued, %d more (%s)', queued, size, drop ? 'event dropped' : 'closing');
-    if (!drop) this.#teardown('slow');
-    return false;
+    const queued = this.#writer.queued;
+    if (queued + size <= bufferBytes) return 'written';
+    // Not backed up: the client takes what it is sent, and the chunk is merely big (a burst).
+    const keepingUp = paceable && !this.#writer.backedUp;
+    if (keepingUp || this.#settings.onSlowClient === 'drop') {
+      debug('%d bytes queued, %d more: not taken now (%s)', queued, size, keepingUp ? 'a burst' : 'dropped');
+      return 'dropped';
+    }
+    debug('slow client: %d bytes queued, %d more: closing', queued, size);
+    this.#teardown('slow');
+    return 'closed';
   }
 
-  /**
-   * Writes one chunk now; `false` means the client is backed up. Where it applies (see
-   * {@link directSocket}) the chunk goes to the socket framed as one HTTP/1.1 chunk — the same bytes
-   * `res.write` would send — skipping Node's per-write corking and Express's megamorphic `res.write`.
-   */
-  #put(chunk: Chunk): boolean {
-    if (!this.#headSent) this.#commitHead();
+  /** Writes one chunk now (the head first, if it is still held); `false` means the client is backed up. */
+  #put(chunk: SseChunk): boolean {
+    if (!this.#writer.headSent) this.#commitHead();
     this.#lastWriteTick = this.#streams.tick;
-    const socket = this.#socket;
-    let belowHighWaterMark: boolean;
-    if (socket !== undefined) {
-      // The app may have ended the response itself: a chunk after its final one would corrupt the next.
-      // (`finished` is what `writableEnded` reads: a plain field, where the getter is slow on Express's res.)
-      if ((this.#writer.res as unknown as { finished: boolean }).finished) {
-        this.#teardown('server');
-        return false;
-      }
-      belowHighWaterMark = socket.write(typeof chunk === 'string' ? frameChunk(chunk) : framedBytes(chunk));
-    } else {
-      belowHighWaterMark = this.#writer.write(typeof chunk === 'string' ? chunk : chunk.bytes);
-    }
-    if (!belowHighWaterMark && !this.#closed) this.#noteBackedUp();
-    return belowHighWaterMark;
+    return this.#writer.write(chunk);
   }
-
-  #drained(): Promise<boolean> {
-    return this.#drain ?? (this.#closed !== undefined ? resolvedFalse : resolvedTrue);
-  }
-
-  /** One drain wait per backed-up spell, on the socket (framed path) or on `res` (through the writer). */
-  #noteBackedUp(): void {
-    if (this.#drain !== undefined) return;
-    this.#backedUp = true;
-    const socket = this.#socket;
-    if (socket !== undefined) {
-      this.#drain = new Promise<boolean>((resolve) => {
-        this.#resolveSocketDrain = resolve;
-      });
-      socket.once('drain', this.#handleDrain);
-    } else {
-      this.#drain = this.#writer.drained();
-      this.#drain.then(this.#handleDrain);
-    }
-  }
-
-  readonly #handleDrain = (): void => {
-    this.#backedUp = false;
-    this.#drain = undefined;
-    const resolve = this.#resolveSocketDrain;
-    this.#resolveSocketDrain = undefined;
-    resolve?.(this.#closed === undefined);
-  };
 
   /** Runs exactly once, whatever the cause: releases the source, the timer slot and the listeners, then tells onClose. */
   #teardown(reason: SseCloseReason, error?: unknown): void {
@@ -349,17 +261,23 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     this.#closed = reason;
     this.#streams.delete(this);
     const cause = error ?? new Error(`the SSE stream closed (${reason})`);
-    this.#writer.abort(cause);
+    this.#writer.response.abort(cause);
     const closed = this.#onClosed;
     this.#onClosed = undefined;
     runHooks(closed);
-    if (this.#resolveSocketDrain !== undefined) {
-      this.#socket?.off('drain', this.#handleDrain);
-      this.#handleDrain();
-    }
-    this.#socket = undefined;
-    this.#endResponse(reason, cause);
+    this.#writer.release();
+    this.#writer.end(reason, cause, this.#settings.headers, this.#settings.writeTimeoutMs);
     if (reason === 'error') reportUnheard(error);
+    const context = this.#context;
+    if (context === undefined) this.#tellClosed(reason, error);
+    else {
+      context.runInAsyncScope(this.#tellClosed, this, reason, error);
+      context.emitDestroy();
+    }
+  }
+
+  /** Tells diagnostics subscribers and `onClose`, in the request's async context. */
+  #tellClosed(reason: SseCloseReason, error: unknown): void {
     if (channels.sseClose.hasSubscribers) {
       channels.sseClose.publish({ req: this.req, res: this.res, stream: this, reason, error });
     }
@@ -373,41 +291,9 @@ export class SseConnection<D> implements SseStream<D>, SseContext<D>, Ticking, E
     }
   }
 
-  /** Writes the SSE head unless it is out already; true if it wrote it. */
-  #writeHead(): boolean {
-    if (this.#headSent) return false;
-    this.#headSent = true;
-    writeSseHead(this.#writer.res, this.#settings.headers);
-    return true;
-  }
-
   /** Tells diagnostics_channel subscribers (APM agents) that a stream began. */
   #announce(): void {
     if (!channels.sseOpen.hasSubscribers) return;
     channels.sseOpen.publish({ req: this.req, res: this.res, stream: this, lastEventId: this.lastEventId });
   }
-
-  #endResponse(reason: SseCloseReason, cause: unknown): void {
-    if (reason === 'client') {
-      this.#writer.detach();
-      return;
-    }
-    // A stream that ends before its held head went out still answers as a stream, so that EventSource
-    // reconnects: any other answer would make it give up for good.
-    this.#writeHead();
-    if (reason !== 'server') {
-      this.#writer.truncate(cause);
-      return;
-    }
-    void this.#writer.end();
-    // A client that stopped reading would hold the ended response (and its socket) forever: the
-    // socket's own timeout cuts it off, as Node does for idle sockets with no 'timeout' listener.
-    const bound = this.#settings.writeTimeoutMs;
-    if (bound !== null && !this.#writer.done) this.#writer.res.setTimeout(bound);
-  }
-}
-
-function needsDrain(res: ResponseLike): boolean {
-  const needDrain = (res as { writableNeedDrain?: boolean }).writableNeedDrain;
-  return needDrain ?? res.writableLength >= res.writableHighWaterMark;
 }
