@@ -2,9 +2,10 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import request from 'supertest';
 import { createApp, type ExampleApp } from '../example-app/app';
+import { launchChromium } from './helpers/browser';
 import { findChromium, requireComponent } from './helpers/components';
 import { spawnNode } from './helpers/processes';
 import { REDIS_URL, redisAnswers } from './helpers/redis';
@@ -15,8 +16,7 @@ import { sleep, until } from './helpers/wait';
 const ROOT = path.join(__dirname, '..');
 const EXAMPLE = path.join(ROOT, 'example-app');
 const DOWNLOAD_BYTES = 32 * 1024 * 1024;
-const chromiumPath = findChromium();
-const browser = requireComponent('chromium', chromiumPath !== undefined, 'REQUIRE_BROWSER');
+const browser = requireComponent('chromium', findChromium() !== undefined, 'REQUIRE_BROWSER');
 const redis = requireComponent(`Redis at ${REDIS_URL}`, redisAnswers(), 'REQUIRE_REDIS');
 
 const apps: ExampleApp[] = [];
@@ -218,17 +218,7 @@ function metric(text: string, series: string): number {
 browser.describe(`the demo page in headless Chromium${browser.label}`, () => {
   it('shows every capability working', async () => {
     const { app, url } = await startExample();
-    const instance = await chromium.launch({
-      executablePath: chromiumPath,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-      timeout: 15_000,
-    });
+    const instance = await launchChromium();
     try {
       const context = await instance.newContext({
         acceptDownloads: true,

@@ -5,7 +5,10 @@ import path from 'node:path';
 const ROOT = path.resolve(__dirname, '..', '..');
 /** What the build reads: a change to any of them makes `dist/` stale. */
 const INPUTS = ['lib', 'tsup.config.ts', 'package.json', 'tsconfig.json'];
-/** What the build writes to `dist/`: both entry points, in both module formats, with their types. */
+/**
+ * What the build writes to `dist/`: both Node entry points, in both module formats, with their types;
+ * the browser client, ESM only.
+ */
 export const BUILD_OUTPUTS = [
   'index.js',
   'index.cjs',
@@ -15,6 +18,8 @@ export const BUILD_OUTPUTS = [
   'redis.cjs',
   'redis.d.ts',
   'redis.d.cts',
+  'client.js',
+  'client.d.ts',
 ];
 
 function newestMtime(entry: string): number {

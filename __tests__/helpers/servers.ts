@@ -287,6 +287,7 @@ export function abortAfter(
   port: number,
   path: string,
   predicate: (soFar: Buffer) => boolean,
+  headers: Record<string, string> = {},
 ): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1');
@@ -300,7 +301,9 @@ export function abortAfter(
         resolve(soFar);
       }
     });
-    socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    const lines = [`GET ${path} HTTP/1.1`, 'Host: 127.0.0.1'];
+    for (const [name, value] of Object.entries(headers)) lines.push(`${name}: ${value}`);
+    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
   });
 }
 
