@@ -8,7 +8,7 @@ import { createHub, type Hub, sseChannel } from '../lib';
 import { launchChromium } from './helpers/browser';
 import { findChromium, requireComponent } from './helpers/components';
 import { closeAll, listen, type Running } from './helpers/servers';
-import { until } from './helpers/wait';
+import { until, untilAsync } from './helpers/wait';
 
 const ROOT = path.resolve(__dirname, '..');
 // Found as an app finds it: through the package's exports map.
@@ -213,6 +213,29 @@ browser.describe(`express-streaming/client in headless Chromium${browser.label}`
     // A fresh EventSource cannot send Last-Event-ID: the reloaded page sent the kept id as the query.
     expect(server.requests[1]).toEqual({ header: undefined, query: ids[4] });
     expect(server.hub.stats().replayed).toBe(3);
+  });
+
+  it('resumes a page reloaded before its first event from the position the hub gave it: nothing published meanwhile is lost', async () => {
+    const server = await servePage();
+    await publish(server.hub, 1, 2);
+    const { page } = await openPage(server);
+    const key = keyOf(server);
+    await untilAsync(async () => (await keptId(page, key)) !== null, 'the position kept');
+    const position = await keptId(page, key);
+    const release = server.hold();
+    const reloaded = page.reload();
+    await until(
+      () => server.requests.length === 2 && server.hub.stats().subscribers === 0,
+      'the old page gone and the reloaded one asking',
+    );
+    const ids = await publish(server.hub, 3, 4);
+    release();
+    await reloaded;
+    await waitFor(page, (state) => state.got.length >= 2);
+    const state = await stateOf(page);
+    expect(numbers(state)).toEqual([3, 4]);
+    expect(state.got.map((e) => e.id)).toEqual(ids);
+    expect(server.requests[1]).toEqual({ header: undefined, query: position });
   });
 
   it("after a reload, EventSource's own reconnect sends Last-Event-ID, which counts before the page's query", async () => {

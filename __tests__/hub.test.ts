@@ -122,12 +122,14 @@ describe('createHub(options?)', () => {
       await until(() => dataOf(next).length === 1, 'live');
     });
 
-    it('positions a first connection at the head with an id-only event, so a reconnect resumes from there', async () => {
+    it('positions a first connection at the head with a hub:position event, so a reconnect resumes from there', async () => {
       const hub = hubOf();
       await hub.publish('t', 'before');
       const app = await serveHub(hub);
       const client = new RawSseClient(app.port, '/feed/t');
       await until(() => client.body.includes('id: '), 'the position');
+      // named, so onmessage never sees it; with a data line, so EventSource dispatches it with its id
+      expect(client.body).toMatch(/^event: hub:position\nid: [A-Za-z0-9]+-1\ndata: ?\n\n$/);
       const { events, lastId } = parseEvents(client.body);
       expect(events).toEqual([]);
       expect(lastId).toMatch(/^[A-Za-z0-9]+-1$/);

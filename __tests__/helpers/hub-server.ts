@@ -32,18 +32,21 @@ export interface ParsedEvent {
   data: string;
 }
 
-/** The events (and ids of id-only events, as event '') in an SSE body, as a spec parser reads them. */
+/** The events of an SSE body as a page listening for them sees them (not the hub's `hub:position`), and the id a browser would resume from. */
 export function parseEvents(body: string): { events: ParsedEvent[]; lastId: string | undefined } {
   const events: ParsedEvent[] = [];
   let lastId: string | undefined;
   const parser = createParser({
     onEvent: (event) => {
+      // the hub's position marker: a page that does not listen for it never sees it
+      if (event.event === 'hub:position') return;
       events.push({ event: event.event ?? 'message', id: event.id, data: event.data });
     },
   });
   parser.feed(body);
-  // The id a client resumes from, as a browser keeps it: that of the last complete event, id-only
-  // events included (eventsource-parser reports those to no one); a cut-off last event does not count.
+  // The id a client resumes from, as a browser keeps it: that of the last complete event, whoever
+  // listens to it (and id-only events, which eventsource-parser reports to no one); a cut-off last
+  // event does not count.
   const complete = body.slice(0, body.lastIndexOf('\n\n') + 1);
   for (const match of complete.matchAll(/^id: (.*)$/gm)) lastId = match[1];
   return { events, lastId };

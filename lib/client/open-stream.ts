@@ -6,6 +6,7 @@ const RESERVED = new Map([
   ['open', 'onOpen'],
   ['error', 'onError'],
   ['reset', 'onReset'],
+  ['hub:position', 'nothing: the client keeps the position itself'],
 ]);
 const OPTIONS = ['onReset', 'onOpen', 'onError', 'parse', 'storageKey', 'withCredentials'];
 
@@ -51,6 +52,8 @@ export function openStream<Events = Record<string, unknown>>(
     });
   };
   track('message');
+  // The hub's first event to a new connection says where it stands, with no data: kept, not delivered.
+  source.addEventListener('hub:position', remember);
   source.addEventListener('reset', (event: MessageEvent<string>) => {
     remember(event);
     const { reason, topic } = JSON.parse(event.data) as { reason: ResetReason; topic?: unknown };

@@ -74,10 +74,19 @@ export function resetEvent(reason: string, topic: string, epoch: string, head: n
   );
 }
 
-/** An id-only event: it dispatches nothing, but sets the client's Last-Event-ID to where it stands. */
+/**
+ * What a first connection gets before anything else: an event with no data whose id is where the
+ * client stands, so that a reconnect before the first real event resumes from there. It is named
+ * (`hub:position`), so a page's `onmessage` never sees it, yet EventSource dispatches it — with its
+ * id, which a page that keeps its place itself (the browser client) must see: an id-only event would
+ * set EventSource's own last id without telling the page.
+ */
 export function positionEvent(epoch: string, head: number): EncodedEvent {
-  return encodedText(encodeEvent({ id: formatId(epoch, head) }));
+  return encodedText(encodeEvent({ event: POSITION_EVENT, id: formatId(epoch, head), data: '' }));
 }
+
+/** The name of {@link positionEvent}: namespaced, so that it never collides with an app's own events. */
+export const POSITION_EVENT = 'hub:position';
 
 const messages = new WeakMap<StoredEvent, HubMessage>();
 
