@@ -2,7 +2,6 @@ import diagnostics from 'node:diagnostics_channel';
 import {
   createHub,
   type EventsListener,
-  type Hub,
   HubClosedError,
   type HubMessage,
   type HubStore,
@@ -10,22 +9,11 @@ import {
   memoryStore,
   type ResetReason,
 } from '../lib';
-import { dataOf, parseEvents, publishMany, range, serveHub } from './helpers/hub-server';
-import { closeAll } from './helpers/servers';
+import { dataOf, hubsClosedAfterEach, parseEvents, publishMany, range, serveHub } from './helpers/hub-server';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
 import { sleep, trackTimers, until, untilStable } from './helpers/wait';
 
-const hubs: Hub[] = [];
-afterEach(async () => {
-  await Promise.all(hubs.splice(0).map((hub) => hub.close()));
-  await closeAll();
-});
-
-function hubOf(options?: Parameters<typeof createHub>[0]): Hub {
-  const hub = createHub(options);
-  hubs.push(hub);
-  return hub;
-}
+const hubOf = hubsClosedAfterEach();
 
 describe('createHub(options?)', () => {
   describe('publish(topic, event) and subscribe(topic, req)', () => {

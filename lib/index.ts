@@ -33,6 +33,7 @@ export type {
   Hub,
   HubEventInput,
   HubEventMap,
+  HubEventName,
   HubMessage,
   HubOptions,
   HubStats,

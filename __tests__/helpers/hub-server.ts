@@ -2,10 +2,22 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import { createParser } from 'eventsource-parser';
 import express from 'express';
-import { type Hub, type SseMiddleware, type SseOptions, type SubscribeOptions, sseChannel } from '../../lib';
-import { listen, type Running } from './servers';
+import {
+  createHub,
+  type Hub,
+  type HubOptions,
+  type SseMiddleware,
+  type SseOptions,
+  type SubscribeOptions,
+  sseChannel,
+} from '../../lib';
+import { closeAll, listen, type Running } from './servers';
+import { afterPendingEvents } from './wait';
 
-/** An Express 5 app whose `/feed/:topic` subscribes to `hub` (options from `subscribeOptions(req)`). */
+/**
+ * An Express 5 app whose `/feed/:topic` subscribes to `hub`, and `/topics/:list` to the comma-separated
+ * topics of `list` on one stream (options from `subscribeOptions(req)`).
+ */
 export async function serveHub(
   hub: Hub<never> | Hub,
   sseOptions: SseOptions = { retryMs: null },
@@ -17,6 +29,9 @@ export async function serveHub(
   app.get('/feed/:topic', (req, res) => {
     res.sse((hub as Hub).subscribe(String(req.params.topic), req, subscribeOptions(req)));
   });
+  app.get('/topics/:list', (req, res) => {
+    res.sse((hub as Hub).subscribe(String(req.params.list).split(','), req, subscribeOptions(req)));
+  });
   const server = http.createServer(app);
   const connections = new Set<Socket>();
   server.on('connection', (socket: Socket) => {
@@ -24,6 +39,23 @@ export async function serveHub(
     socket.once('close', () => connections.delete(socket));
   });
   return Object.assign(await listen(server), { sse, connections });
+}
+
+/**
+ * A test file's `hubOf(options)`: the hubs it makes are closed after each test, then every server and
+ * client of ./servers.ts. Call it once, at the top of the file.
+ */
+export function hubsClosedAfterEach(): (options?: HubOptions) => Hub {
+  const hubs: Hub[] = [];
+  afterEach(async () => {
+    await Promise.all(hubs.splice(0).map((hub) => hub.close()));
+    await closeAll();
+  });
+  return (options) => {
+    const hub = createHub(options);
+    hubs.push(hub);
+    return hub;
+  };
 }
 
 export interface ParsedEvent {
@@ -82,3 +114,48 @@ export async function publishMany(
   }
   return ids;
 }
+
+/**
+ * Publishes `msg` events `<topic>:<n>` for n in from … to, to each topic in turn, each in a turn of the
+ * event loop of its own (events of several topics published in one turn reach a stream grouped by
+ * topic); resolves with their ids, in order.
+ */
+export async function publishRounds(
+  hub: Hub,
+  topics: readonly string[],
+  from: number,
+  to: number,
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (let n = from; n <= to; n++) {
+    for (const topic of topics) {
+      ids.push(await hub.publish(topic, { event: 'msg', data: `${topic}:${n}` }));
+      await afterPendingEvents();
+    }
+  }
+  return ids;
+}
+
+/** The topic and number of an event whose data is `<topic>:<n>`, or `<topic>:<n> <padding>`. */
+export function numbered(data: string): [topic: string, n: number] {
+  const match = /^(.+):(\d+)(?: .*)?$/s.exec(data);
+  if (!match) throw new Error(`not <topic>:<n>: ${data.slice(0, 40)}`);
+  return [match[1]!, Number(match[2])];
+}
+
+/** The numbers of each topic's `msg` events (see {@link numbered}), in the order they arrived. */
+export function byTopic(
+  events: ReadonlyArray<{ readonly event?: string; readonly data: string }>,
+): Record<string, number[]> {
+  const seen: Record<string, number[]> = {};
+  for (const event of events) {
+    if (event.event !== undefined && event.event !== 'msg') continue;
+    const [topic, n] = numbered(event.data);
+    seen[topic] = [...(seen[topic] ?? []), n];
+  }
+  return seen;
+}
+
+/** from … to, as numbers. */
+export const numbers = (from: number, to: number): number[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);

@@ -1,4 +1,4 @@
-import { checkFunction, checkOptionsObject, optionError } from '../core/options';
+import { checkCount, checkFunction, checkOptionsObject, optionError } from '../core/options';
 import { describeValue } from '../core/util';
 import type { HubStore } from './store';
 import type { PublishOptions, SubscribeOptions } from './types';
@@ -23,13 +23,50 @@ export function checkTopic(topic: unknown, owner: string): asserts topic is stri
   }
 }
 
-export function checkSubscribeOptions(options: SubscribeOptions): void {
+/**
+ * The most topics one stream may follow: every event's id names each of them (about a dozen
+ * characters apiece), and a client sends the id back in a header, which servers and proxies bound.
+ */
+export const MAX_TOPICS_LIMIT = 256;
+
+/** Checks a subscription's options; returns its `maxTopics`. */
+export function checkSubscribeOptions(options: SubscribeOptions): number {
   const owner = 'hub.subscribe';
   checkOptionsObject(options, owner);
   checkFunction(options.filter, 'filter', owner);
   if (options.from !== undefined && options.from !== 'earliest') {
     throw optionError(owner, 'from', "'earliest' or undefined", options.from);
   }
+  const maxTopics = checkCount(options.maxTopics, 'maxTopics', owner, 32, 1);
+  if (maxTopics > MAX_TOPICS_LIMIT) {
+    throw optionError(owner, 'maxTopics', `an integer from 1 to ${MAX_TOPICS_LIMIT}`, maxTopics);
+  }
+  return maxTopics;
+}
+
+/**
+ * What a subscription follows: `undefined` for one topic (a string), else its topics sorted and
+ * distinct — a set, whatever the order or repeats it was given in.
+ */
+export function checkTopics(topics: unknown, maxTopics: number): readonly string[] | undefined {
+  const owner = 'hub.subscribe';
+  if (!Array.isArray(topics)) {
+    if (typeof topics === 'string' && topics !== '') return undefined;
+    throw optionError(owner, 'topics', 'a topic (a non-empty string) or an array of topics', topics);
+  }
+  topics.forEach((topic: unknown, i) => {
+    if (typeof topic !== 'string' || topic === '') {
+      throw optionError(owner, `topics[${i}]`, 'a topic (a non-empty string)', topic);
+    }
+  });
+  const set = [...new Set(topics as string[])].sort();
+  if (set.length === 0) throw optionError(owner, 'topics', 'an array of at least one topic', topics);
+  if (set.length > maxTopics) {
+    throw new TypeError(
+      `${owner}: expected at most ${maxTopics} distinct topics (the \`maxTopics\` option), got ${set.length}`,
+    );
+  }
+  return set;
 }
 
 /** The caller's idempotency key, if it gave one. */

@@ -55,10 +55,19 @@ function partsOf(record: HubRecord): WireParts {
 /** The event's bytes with its id, made once per event (and cached where the store keeps the event). */
 export function wireOf(epoch: string, event: StoredEvent): EncodedEvent {
   if (event.wire !== undefined) return event.wire;
-  const parts = partsOfRecord.get(event.record) ?? partsOf(event.record);
-  const wire = encodedText(`${parts.beforeId}id: ${formatId(epoch, event.seq)}\n${parts.afterId}\n`);
+  const wire = wireWithId(event.record, formatId(epoch, event.seq));
   event.wire = wire;
   return wire;
+}
+
+/** The event's bytes with the id given: a many-topic stream's cursor, say. */
+export function wireWithId(record: HubRecord, id: string): EncodedEvent {
+  let parts = partsOfRecord.get(record);
+  if (parts === undefined) {
+    parts = partsOf(record);
+    partsOfRecord.set(record, parts);
+  }
+  return encodedText(`${parts.beforeId}id: ${id}\n${parts.afterId}\n`);
 }
 
 /** Several events as one write: the same bytes each would be, concatenated once for every subscriber. */
@@ -68,10 +77,8 @@ export function batchOf(wires: readonly EncodedEvent[]): EncodedEvent {
 }
 
 /** The event a client that cannot resume gets first, with the position it goes live from as its id. */
-export function resetEvent(reason: string, topic: string, epoch: string, head: number): EncodedEvent {
-  return encodedText(
-    encodeEvent({ event: 'reset', id: formatId(epoch, head), data: JSON.stringify({ reason, topic }) }),
-  );
+export function resetEvent(reason: string, topic: string, id: string): EncodedEvent {
+  return encodedText(encodeEvent({ event: 'reset', id, data: JSON.stringify({ reason, topic }) }));
 }
 
 /**
@@ -81,8 +88,8 @@ export function resetEvent(reason: string, topic: string, epoch: string, head: n
  * id, which a page that keeps its place itself (the browser client) must see: an id-only event would
  * set EventSource's own last id without telling the page.
  */
-export function positionEvent(epoch: string, head: number): EncodedEvent {
-  return encodedText(encodeEvent({ event: POSITION_EVENT, id: formatId(epoch, head), data: '' }));
+export function positionEvent(id: string): EncodedEvent {
+  return encodedText(encodeEvent({ event: POSITION_EVENT, id, data: '' }));
 }
 
 /** The name of {@link positionEvent}: namespaced, so that it never collides with an app's own events. */

@@ -1,13 +1,19 @@
 import { reportUnheard } from '../core/errors';
 import type { EncodedEvent } from '../sse/encoded';
 import { batchOf, wireOf } from './encode';
+import { type SetSubscriber, setKey } from './set-subscriber';
 import type { HubStore, StoredEvent } from './store';
 import type { Subscriber } from './subscriber';
+import { TopicSet } from './topic-set';
+import type { TopicSubscriber } from './topic-subscriber';
 
 /** The subscribers of one topic, and its live events of the current tick, written as one batch. */
 class Topic {
   readonly name: string;
-  readonly subscribers = new Set<Subscriber>();
+  /** Clients of this topic alone. */
+  readonly subscribers = new Set<TopicSubscriber>();
+  /** The topic sets that include this topic, and its index in each. */
+  readonly sets = new Map<TopicSet, number>();
   /** Resolves once the store hands over every event appended from then on. */
   following: Promise<void> = Promise.resolve();
   pending: Array<{ epoch: string; events: StoredEvent[] }> = [];
@@ -18,17 +24,25 @@ class Topic {
   constructor(name: string) {
     this.name = name;
   }
+
+  /** Its subscribers, those of its topic sets included. */
+  get size(): number {
+    let size = this.subscribers.size;
+    for (const set of this.sets.keys()) size += set.size;
+    return size;
+  }
 }
 
 /**
  * The live side of a hub: the topics that have subscribers in this process, each followed in the
  * store once, and the broadcast loop. Events a store hands over within one tick are gathered per
  * topic and written as one batch: a burst is one write per client, and the bytes are made once for
- * every subscriber.
+ * every subscriber of the topic alone, and once for every topic set that includes it.
  */
 export class FanOut {
   readonly #store: HubStore;
   readonly #topics = new Map<string, Topic>();
+  readonly #sets = new Map<string, TopicSet>();
   /** Topics with events of this tick to fan out; flushed once, at the end of the tick. */
   #flushing: Topic[] = [];
   /** Deliveries made by the broadcast loop (the other paths count their own). */
@@ -38,49 +52,91 @@ export class FanOut {
     this.#store = store;
   }
 
-  /** Subscribers per topic with any, and their sum. */
+  /** Subscribers per topic with any (a many-topic one under each of its topics), and the clients. */
   census(): { topics: Record<string, number>; subscribers: number } {
     // no prototype: a topic named `__proto__` (topics come from URLs) is a key like any other
     const topics: Record<string, number> = Object.create(null);
     let subscribers = 0;
     for (const topic of this.#topics.values()) {
-      topics[topic.name] = topic.subscribers.size;
+      topics[topic.name] = topic.size;
       subscribers += topic.subscribers.size;
     }
+    for (const set of this.#sets.values()) subscribers += set.size;
     return { topics, subscribers };
   }
 
   subscribersOf(topic: string): number {
-    return this.#topics.get(topic)?.subscribers.size ?? 0;
+    return this.#topics.get(topic)?.size ?? 0;
   }
 
-  /** Every subscriber of every topic, for the hub's close. */
+  /** Every subscriber, for the hub's close. */
   everySubscriber(): Subscriber[] {
-    return [...this.#topics.values()].flatMap((topic) => [...topic.subscribers]);
+    const single = [...this.#topics.values()].flatMap((topic) => [...topic.subscribers]);
+    return [...single, ...[...this.#sets.values()].flatMap((set) => set.members())];
   }
 
   /** Joins the topic's live fan-out; resolves once the store follows the topic. */
-  join(subscriber: Subscriber): Promise<void> {
-    let topic = this.#topics.get(subscriber.topic);
+  join(subscriber: TopicSubscriber): Promise<void> {
+    const topic = this.#follow(subscriber.topic);
+    topic.subscribers.add(subscriber);
+    return topic.following;
+  }
+
+  leave(subscriber: TopicSubscriber): void {
+    const topic = this.#topics.get(subscriber.topic);
+    if (topic?.subscribers.delete(subscriber)) this.#forgetUnused(topic);
+  }
+
+  /** Joins the fan-out of every topic of the set, in its topic set; resolves once the store follows each. */
+  joinSet(subscriber: SetSubscriber): Promise<void> {
+    const key = setKey(subscriber.topics);
+    let set = this.#sets.get(key);
+    if (set === undefined) {
+      set = new TopicSet(key, subscriber);
+      this.#sets.set(key, set);
+    }
+    set.add(subscriber);
+    subscriber.set = set;
+    // (again for each subscriber: a topic whose store failed to follow it was forgotten since)
+    const topics = set.topics.map((name, index) => {
+      const topic = this.#follow(name);
+      topic.sets.set(set, index);
+      return topic.following;
+    });
+    return Promise.all(topics).then(() => undefined);
+  }
+
+  leaveSet(subscriber: SetSubscriber): void {
+    const set = subscriber.set;
+    if (set === undefined || this.#sets.get(set.key) !== set) return;
+    set.delete(subscriber);
+    if (set.size > 0) return;
+    this.#sets.delete(set.key);
+    for (const name of set.topics) {
+      const topic = this.#topics.get(name);
+      if (topic?.sets.delete(set)) this.#forgetUnused(topic);
+    }
+  }
+
+  /** The topic, followed in the store from its first subscriber on. */
+  #follow(name: string): Topic {
+    let topic = this.#topics.get(name);
     if (topic === undefined) {
-      const created = new Topic(subscriber.topic);
-      this.#topics.set(created.name, created);
+      const created = new Topic(name);
+      this.#topics.set(name, created);
       created.following = new Promise<void>((resolve) =>
-        resolve(this.#store.listen(created.name, (epoch, events) => this.#arrived(created, epoch, events))),
+        resolve(this.#store.listen(name, (epoch, events) => this.#arrived(created, epoch, events))),
       );
       // A store that cannot follow the topic now (Redis down): its subscribers close (and reconnect
       // later); the next subscriber asks the store again instead of inheriting the failure.
       created.following.catch(() => this.#forget(created));
       topic = created;
     }
-    topic.subscribers.add(subscriber);
-    return topic.following;
+    return topic;
   }
 
-  leave(subscriber: Subscriber): void {
-    const topic = this.#topics.get(subscriber.topic);
-    if (topic === undefined || !topic.subscribers.delete(subscriber) || topic.subscribers.size > 0) return;
-    this.#forget(topic);
+  #forgetUnused(topic: Topic): void {
+    if (topic.subscribers.size === 0 && topic.sets.size === 0) this.#forget(topic);
   }
 
   #forget(topic: Topic): void {
@@ -121,22 +177,25 @@ export class FanOut {
 
   /** The broadcast loop: the same bytes to every subscriber; no encoding, closure or promise per client. */
   #broadcast(topic: Topic, epoch: string, events: readonly StoredEvent[]): void {
-    if (topic.subscribers.size === 0) return;
+    if (topic.subscribers.size === 0 && topic.sets.size === 0) return;
     // A store hands each event over once, in order: a seq it handed over before is a rewind.
     const rewound = epoch === topic.liveEpoch && events[0]!.seq <= topic.liveHead;
     topic.liveEpoch = epoch;
     topic.liveHead = events[events.length - 1]!.seq;
-    const wires: EncodedEvent[] = events.map((event) => wireOf(epoch, event));
-    const batch = batchOf(wires);
     let delivered = 0;
-    for (const subscriber of topic.subscribers) {
-      try {
-        delivered += subscriber.take(epoch, events, batch, rewound);
-      } catch (error) {
-        // one subscriber's failure must not cost the others their events (nor the process its life)
-        subscriber.fail(error);
+    if (topic.subscribers.size > 0) {
+      const wires: EncodedEvent[] = events.map((event) => wireOf(epoch, event));
+      const batch = batchOf(wires);
+      for (const subscriber of topic.subscribers) {
+        try {
+          delivered += subscriber.take(epoch, events, batch, rewound);
+        } catch (error) {
+          // one subscriber's failure must not cost the others their events (nor the process its life)
+          subscriber.fail(error);
+        }
       }
     }
+    for (const [set, index] of topic.sets) delivered += set.take(index, epoch, events, rewound);
     this.delivered += delivered;
   }
 }

@@ -1,5 +1,6 @@
+import type { SetSubscriber } from './set-subscriber';
 import type { LogPage, LogPosition } from './store';
-import type { Subscriber } from './subscriber';
+import type { TopicSubscriber } from './topic-subscriber';
 import type { ResetReason } from './types';
 
 /** Events read from the store per page of a replay. */
@@ -14,8 +15,11 @@ export interface SubscriberHost {
   read(topic: string, after: number, limit: number): Promise<LogPage>;
   position(topic: string): Promise<LogPosition>;
   /** Joins the topic's live fan-out; resolves once the store follows the topic. */
-  join(subscriber: Subscriber): Promise<void>;
-  leave(subscriber: Subscriber): void;
+  join(subscriber: TopicSubscriber): Promise<void>;
+  leave(subscriber: TopicSubscriber): void;
+  /** Joins the live fan-out of every topic of the set; resolves once the store follows each. */
+  joinSet(subscriber: SetSubscriber): Promise<void>;
+  leaveSet(subscriber: SetSubscriber): void;
   counted(counter: HubCounter, by?: number): void;
   countedReset(reason: ResetReason): void;
 }

@@ -7,15 +7,17 @@ import { jitter } from '../sse/head';
 import type { IdSource } from '../sse/last-event-id';
 import { DEFAULT_RETRY_MS } from '../sse/options';
 import { SseSubscription } from '../sse/types';
-import { checkPublishOptions, checkStore, checkSubscribeOptions, checkTopic } from './checks';
+import { checkPublishOptions, checkStore, checkSubscribeOptions, checkTopic, checkTopics } from './checks';
 import { recordOf } from './encode';
 import { HubClosedError } from './errors';
 import { FanOut } from './fan-out';
 import type { HubCounter, SubscriberHost } from './host';
 import { formatId, newEpoch } from './ids';
 import { memoryStore } from './memory-store';
+import { SetSubscriber } from './set-subscriber';
 import type { HubRecord, HubStore, LogPage, LogPosition } from './store';
-import { Subscriber } from './subscriber';
+import type { Subscriber } from './subscriber';
+import { TopicSubscriber } from './topic-subscriber';
 import type {
   AnyEvents,
   Hub,
@@ -107,9 +109,13 @@ class HubCore implements Hub, SubscriberHost {
     return `${this.#instance}.${(this.#published++).toString(36)}`;
   }
 
-  subscribe(topic: string, req: IdSource, options: SubscribeOptions = {}): SseSubscription {
-    checkTopic(topic, 'hub.subscribe');
-    checkSubscribeOptions(options);
+  subscribe(
+    topics: string | readonly string[],
+    req: IdSource,
+    options: SubscribeOptions = {},
+  ): SseSubscription {
+    const maxTopics = checkSubscribeOptions(options);
+    const set = checkTopics(topics, maxTopics);
     if (typeof req !== 'object' || req === null || typeof req.headers !== 'object') {
       throw new TypeError(`hub.subscribe: expected \`req\` to be the request, got ${describeValue(req)}`);
     }
@@ -126,7 +132,10 @@ class HubCore implements Hub, SubscriberHost {
           stream.close();
           return;
         }
-        new Subscriber(this, topic, req, options).attach(stream);
+        const setup = { host: this, request: req, options, maxTopics };
+        const subscriber: Subscriber =
+          set === undefined ? new TopicSubscriber(setup, topics as string) : new SetSubscriber(setup, set);
+        subscriber.attach(stream);
       },
     };
     return subscription;
@@ -161,12 +170,20 @@ class HubCore implements Hub, SubscriberHost {
     return this.#store.position(topic);
   }
 
-  join(subscriber: Subscriber): Promise<void> {
+  join(subscriber: TopicSubscriber): Promise<void> {
     return this.#fanOut.join(subscriber);
   }
 
-  leave(subscriber: Subscriber): void {
+  leave(subscriber: TopicSubscriber): void {
     this.#fanOut.leave(subscriber);
+  }
+
+  joinSet(subscriber: SetSubscriber): Promise<void> {
+    return this.#fanOut.joinSet(subscriber);
+  }
+
+  leaveSet(subscriber: SetSubscriber): void {
+    this.#fanOut.leaveSet(subscriber);
   }
 
   counted(counter: HubCounter, by = 1): void {

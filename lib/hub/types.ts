@@ -34,12 +34,20 @@ export type HubEventInput<Events> = Events extends AnyEvents
       };
     }[keyof Events & string];
 
-/** An event as a subscription's `filter` sees it, the same in every process: `data` is the serialized text. */
-export interface HubMessage {
+/** The names of a hub's events: those of its event map, or any string without one. */
+export type HubEventName<Events> = Events extends AnyEvents ? string : keyof Events & string;
+
+/**
+ * An event as a subscription's `filter` sees it, the same in every process: `data` is the serialized
+ * text, `id` the event's own in its topic (`<epoch>-<seq>`, even on a many-topic stream). A hub with
+ * an event map gives its filters a `HubMessage<HubEventName<Events>>`: `event` is one of the map's
+ * names (a filter typed with a plain `HubMessage` fits it too).
+ */
+export interface HubMessage<Name extends string = string> {
   readonly topic: string;
   readonly id: string;
   /** The event's name; `'message'` for an unnamed one. */
-  readonly event: string;
+  readonly event: Name;
   readonly data: string | undefined;
 }
 
@@ -66,17 +74,26 @@ export interface PublishOptions {
 }
 
 /** Options of one `hub.subscribe()`. */
-export interface SubscribeOptions {
+export interface SubscribeOptions<Events = AnyEvents> {
   /** Which events this client gets; the others still advance its position (they are not "missed"). */
-  filter?: (message: HubMessage) => boolean;
-  /** `'earliest'`: a first connection (no `Last-Event-ID`) is replayed everything kept. */
+  filter?: (message: HubMessage<HubEventName<Events>>) => boolean;
+  /**
+   * `'earliest'`: a first connection (no `Last-Event-ID`) is replayed everything kept — on a
+   * many-topic stream, so is each topic the client's cursor does not name.
+   */
   from?: 'earliest';
+  /**
+   * The most distinct topics a many-topic subscription may follow (more is a `TypeError`), and the
+   * most a client's cursor may name (more: every topic resets, `malformed`). Default `32`, at most `256`.
+   */
+  maxTopics?: number;
 }
 
 /** `hub.stats()`: what operators ask for. */
 export interface HubStats {
-  /** Subscribers per topic with any. */
+  /** Subscribers per topic with any: a many-topic subscriber counts under each of its topics. */
   readonly topics: Readonly<Record<string, number>>;
+  /** Subscribers (streams): a many-topic subscriber counts once. */
   readonly subscribers: number;
   /** Events published through this hub. */
   readonly published: number;
@@ -103,9 +120,15 @@ export interface Hub<Events = AnyEvents> {
   publish(topic: string, event: HubEventInput<Events>, options?: PublishOptions): Promise<string>;
   /**
    * A subscription for `res.sse()`: replays what the client missed after its `Last-Event-ID` (header,
-   * else the `lastEventId` query), or tells it to `reset`, then goes live.
+   * else the `lastEventId` query), or tells it to `reset`, then goes live. An array of topics is one
+   * stream of all their events, each event's id a cursor of every topic's position, and each topic
+   * resumed (or reset) on its own.
    */
-  subscribe(topic: string, req: IdSource, options?: SubscribeOptions): SseSubscription;
+  subscribe(
+    topics: string | readonly string[],
+    req: IdSource,
+    options?: SubscribeOptions<Events>,
+  ): SseSubscription;
   stats(): HubStats;
   /** Every subscription gets a jittered `retry:` and ends; the store lets go of its reader. */
   close(options?: { retryMs?: number }): Promise<void>;
