@@ -1,7 +1,16 @@
 import { createHub, type Hub, HubStoreError } from '../lib';
 import { redisStore } from '../lib/redis';
 import { requireComponent } from './helpers/components';
-import { dataOf, parseEvents, publishMany, range, serveHub } from './helpers/hub-server';
+import {
+  byTopic,
+  dataOf,
+  numbers,
+  parseEvents,
+  publishMany,
+  publishRounds,
+  range,
+  serveHub,
+} from './helpers/hub-server';
 import { balancer, publishVia, startHubProcess, stopHubProcesses } from './helpers/processes';
 import {
   closeClients,
@@ -77,6 +86,32 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     await until(() => dataOf(again).length === 353, 'live after the replay');
     expect(dataOf(again)).toEqual(range(3, 355));
     expect(node.stats()).toMatchObject({ replays: 1, replayed: 350 });
+  });
+
+  it('resumes a many-topic client on another process, each topic exactly, and resets only the topic whose log was lost', async () => {
+    const { io, node, prefix } = await twoHubs();
+    const onIo = await serveHub(io);
+    const onNode = await serveHub(node);
+    const first = new RawSseClient(onIo.port, '/topics/a,b,c');
+    await until(() => first.body.includes('id: '), 'subscribed');
+    await publishRounds(node, ['a', 'b', 'c'], 1, 1);
+    await until(() => parseEvents(first.body).events.length === 3, 'three events');
+    first.close();
+    // while the client is away: events of a and b, and c's log lost (as an eviction would lose it), begun anew
+    await publishRounds(io, ['a'], 2, 150);
+    await publishRounds(node, ['b'], 2, 3);
+    await ioredisClient().del(`{${prefix}:c}:meta`, `{${prefix}:c}:log`);
+    await publishRounds(io, ['c'], 2, 2);
+    const again = new RawSseClient(onNode.port, '/topics/a,b,c', {
+      'Last-Event-ID': parseEvents(first.body).lastId!,
+    });
+    await until(() => parseEvents(again.body).events.length === 152, 'the reset and the replays', 10_000);
+    const events = parseEvents(again.body).events;
+    expect(events[0]).toMatchObject({ event: 'reset', data: '{"reason":"unknown-epoch","topic":"c"}' });
+    expect(byTopic(events.slice(1))).toEqual({ a: numbers(2, 150), b: numbers(2, 3) });
+    await publishRounds(io, ['c', 'b'], 3, 3);
+    await until(() => parseEvents(again.body).events.length === 154, 'live in every topic');
+    expect(byTopic(parseEvents(again.body).events.slice(152))).toEqual({ c: [3], b: [3] });
   });
 
   it('keeps ids contiguous under concurrent publishes from two processes (one script per event)', async () => {
@@ -306,47 +341,55 @@ redis.describe(`several server processes on one Redis${redis.label}`, () => {
     );
   });
 
-  it('a client whose process is SIGKILLed mid-stream resumes on another: every event exactly once, in order', async () => {
-    const prefix = uniquePrefix();
-    const [a, b, c] = await Promise.all([
-      startHubProcess('ioredis', REDIS_URL, prefix),
-      startHubProcess('node-redis', REDIS_URL, prefix),
-      startHubProcess('ioredis', REDIS_URL, prefix),
-    ]);
-    // the client reaches the processes through a balancer: first A, then whichever answers
-    let alive = [a.port, b.port];
-    const front = await balancer(() => alive);
-    const source = collectEvents(`http://127.0.0.1:${front.port}/feed/t`, ['msg']);
-    closers.push(
-      () => source.source.close(),
-      () => front.close(),
-    );
-    await until(() => source.source.readyState === 1, 'connected through the balancer');
-    let published = 0;
-    const publishing = (async () => {
-      for (let i = 1; i <= 300; i++) {
-        await publishVia(c.port, 't', String(i));
-        published = i;
-        if (i % 10 === 0) await sleep(2);
-      }
-    })();
-    await until(() => source.events.length >= 60, 'the first events, through A');
-    a.kill();
-    // the kill must fall inside the run, or the resume on B would have nothing to recover
-    const publishedAtKill = published;
-    alive = [b.port];
-    await publishing;
-    expect(publishedAtKill).toBeLessThan(300);
-    await until(
-      () => source.events.length >= 300,
-      () =>
-        `every event, after resuming on B: ${source.events.length} of 300, last ${source.events.at(-1)?.data}, readyState ${source.source.readyState}`,
-      15_000,
-    );
-    // a late duplicate would still arrive: wait for the count to settle, not a guessed time
-    await untilStable(() => source.events.length, 'no event after the 300th', { quietMs: 300 });
-    expect(source.events.map((e) => e.data)).toEqual(range(1, 300));
-  });
+  it.each([
+    ['a client', ['t'], 300],
+    ['a client of many topics on one stream', ['x', 'y', 'z'], 100],
+  ])(
+    '%s whose process is SIGKILLed mid-stream resumes on another: every event exactly once, in order',
+    async (_, topics, rounds) => {
+      const prefix = uniquePrefix();
+      const [a, b, c] = await Promise.all([
+        startHubProcess('ioredis', REDIS_URL, prefix),
+        startHubProcess('node-redis', REDIS_URL, prefix),
+        startHubProcess('ioredis', REDIS_URL, prefix),
+      ]);
+      // the client reaches the processes through a balancer: first A, then whichever answers
+      let alive = [a.port, b.port];
+      const front = await balancer(() => alive);
+      const path = topics.length === 1 ? `/feed/${topics[0]}` : `/topics/${topics.join(',')}`;
+      const source = collectEvents(`http://127.0.0.1:${front.port}${path}`, ['msg']);
+      closers.push(
+        () => source.source.close(),
+        () => front.close(),
+      );
+      await until(() => source.source.readyState === 1, 'connected through the balancer');
+      const total = rounds * topics.length;
+      let published = 0;
+      const publishing = (async () => {
+        for (let i = 1; i <= rounds; i++) {
+          for (const topic of topics) await publishVia(c.port, topic, `${topic}:${i}`);
+          published = i;
+          if (i % Math.ceil(10 / topics.length) === 0) await sleep(2);
+        }
+      })();
+      await until(() => source.events.length >= 60, 'the first events, through A');
+      a.kill();
+      // the kill must fall inside the run, or the resume on B would have nothing to recover
+      const publishedAtKill = published;
+      alive = [b.port];
+      await publishing;
+      expect(publishedAtKill).toBeLessThan(rounds);
+      await until(
+        () => source.events.length >= total,
+        () =>
+          `every event, after resuming on B: ${source.events.length} of ${total}, last ${source.events.at(-1)?.data}, readyState ${source.source.readyState}`,
+        15_000,
+      );
+      // a late duplicate would still arrive: wait for the count to settle, not a guessed time
+      await untilStable(() => source.events.length, `no event after the ${total}th`, { quietMs: 300 });
+      expect(byTopic(source.events)).toEqual(Object.fromEntries(topics.map((t) => [t, numbers(1, rounds)])));
+    },
+  );
 
   it("reports how far behind its event's publish the live reader delivered it (readerLagMs)", async () => {
     const [a, b] = await twoProcesses();
