@@ -46,7 +46,8 @@ async function servePage(): Promise<PageServer> {
     res.type('html').send(PAGE);
   });
   app.get('/client.js', (_req, res) => res.sendFile(CLIENT_FILE));
-  app.get('/events/:topic', async (req, res) => {
+  // /events/:topic follows one topic, /topics/a,b several on one stream
+  app.get(['/events/:topic', '/topics/:list'], async (req, res) => {
     requests.push({
       header: req.get('last-event-id'),
       query: new URL(req.url, 'http://x').searchParams.get('lastEventId'),
@@ -54,7 +55,8 @@ async function servePage(): Promise<PageServer> {
     await gate;
     open.add(res);
     res.on('close', () => open.delete(res));
-    res.sse(server.hub.subscribe(String(req.params.topic), req));
+    const { topic, list } = req.params as { topic?: string; list?: string };
+    res.sse(server.hub.subscribe(list === undefined ? String(topic) : list.split(','), req));
   });
   // A stream that is not the hub's: a reset naming its topic, then an event.
   app.get('/raw-reset', (_req, res) => {
@@ -308,6 +310,45 @@ browser.describe(`express-streaming/client in headless Chromium${browser.label}`
     expect(state.resets).toEqual([]); // the reloaded page's own: none, it resumed
     expect(server.requests.at(-1)).toEqual({ header: undefined, query: ids[1] });
     expect(await keptId(page, keyOf(server))).toBe(last);
+  });
+
+  it('follows many topics on one stream: a reload resumes each topic from the kept cursor, and each reset names its topic', async () => {
+    const server = await servePage();
+    const { page } = await openPage(server, '?stream=/topics/a,b');
+    const publishTo = async (topic: string, from: number, to: number) => {
+      for (let n = from; n <= to; n++) await server.hub.publish(topic, { event: 'msg', data: { topic, n } });
+    };
+    await publishTo('a', 1, 2);
+    await publishTo('b', 1, 1);
+    await waitFor(page, (state) => state.got.length === 3);
+    const kept = await keptId(page, keyOf(server, '/topics/a,b'));
+    expect(kept).toMatch(/^~1/);
+
+    const release = server.hold();
+    const reloaded = page.reload();
+    await until(
+      () => server.requests.length === 2 && server.hub.stats().subscribers === 0,
+      'the old page gone and the reloaded one asking',
+    );
+    await publishTo('a', 3, 4);
+    await publishTo('b', 2, 2);
+    release();
+    await reloaded;
+    await waitFor(page, (state) => state.opens === 1);
+    await publishTo('b', 3, 3);
+    await waitFor(page, (state) => state.got.length >= 7);
+    const got = (await stateOf(page)).got.map((e) => e.data as { topic: string; n: number });
+    expect(got.filter((d) => d.topic === 'a').map((d) => d.n)).toEqual([1, 2, 3, 4]);
+    expect(got.filter((d) => d.topic === 'b').map((d) => d.n)).toEqual([1, 2, 3]);
+    expect(server.requests[1]).toEqual({ header: undefined, query: kept });
+
+    // a new hub (new epochs): neither topic can be resumed, and each says so
+    await server.restartHub();
+    await waitFor(page, (state) => state.resets.length === 2);
+    expect((await stateOf(page)).resets.map((r) => [r.reason, r.topic])).toEqual([
+      ['unknown-epoch', 'a'],
+      ['unknown-epoch', 'b'],
+    ]);
   });
 
   it('passes the topic a reset names', async () => {
