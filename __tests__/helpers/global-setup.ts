@@ -5,7 +5,7 @@ import path from 'node:path';
 const ROOT = path.resolve(__dirname, '..', '..');
 /** What the build reads: a change to any of them makes `dist/` stale. */
 const INPUTS = ['lib', 'tsup.config.ts', 'package.json', 'tsconfig.json'];
-/** What the build writes to `dist/`: both entry points, in both module formats, with their types. */
+/** What the build writes to `dist/`: every entry point, in both module formats, with its types. */
 export const BUILD_OUTPUTS = [
   'index.js',
   'index.cjs',
@@ -15,6 +15,10 @@ export const BUILD_OUTPUTS = [
   'redis.cjs',
   'redis.d.ts',
   'redis.d.cts',
+  'testing.js',
+  'testing.cjs',
+  'testing.d.ts',
+  'testing.d.cts',
 ];
 
 function newestMtime(entry: string): number {
