@@ -18,7 +18,7 @@ const RECORDS: readonly HubRecord[] = [
 const FIELDS = ['event', 'data', 'comment', 'retry'] as const;
 
 /** Fails unless `got` has each field of `sent`, and leaves `undefined` what `sent` leaves out. */
-export function assertSameRecord(got: HubRecord, sent: HubRecord, what: string): void {
+function assertSameRecord(got: HubRecord, sent: HubRecord, what: string): void {
   for (const field of FIELDS) {
     const shown = (value: unknown) =>
       typeof value === 'string' && value.length > 40
