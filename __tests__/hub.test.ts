@@ -665,6 +665,18 @@ describe('memoryStore({ size, maxAgeMs })', () => {
     expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"too-old","topic":"t"}');
   });
 
+  it('never gives a log the epoch it gives topics with no log, however many logs begin', async () => {
+    const store = memoryStore();
+    const epochs = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      epochs.add((await store.append(`t${i}`, { data: 'x' }, { idempotencyKey: 'k' })).epoch);
+    }
+    const { emptyEpoch } = await store.position('never published');
+    expect(epochs.size).toBe(2000);
+    expect(epochs.has(emptyEpoch)).toBe(false);
+    await store.close();
+  });
+
   it('rejects bad options with TypeErrors naming them', () => {
     expect(() => memoryStore({ size: 0 })).toThrow(/memoryStore: expected `size`/);
     expect(() => memoryStore({ maxAgeMs: 2 ** 31 })).toThrow(/memoryStore: expected `maxAgeMs`/);
