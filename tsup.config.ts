@@ -2,14 +2,21 @@ import { defineConfig } from 'tsup';
 
 export default defineConfig([
   {
-    entry: { index: 'lib/index.ts', redis: 'lib/redis/index.ts' },
+    entry: { index: 'lib/index.ts', redis: 'lib/redis/index.ts', testing: 'lib/testing/index.ts' },
     format: ['esm', 'cjs'],
     // Entry points share chunks instead of each bundling its own copy of a class, so `instanceof` and
     // `#private` fields agree between `express-streaming` and its subpath entries.
     splitting: true,
     // The browser client's types are made here too: this build's type step deletes every .d.ts in
     // dist/ as it starts, which would take the client's own if the client made them.
-    dts: { entry: { index: 'lib/index.ts', redis: 'lib/redis/index.ts', client: 'lib/client/index.ts' } },
+    dts: {
+      entry: {
+        index: 'lib/index.ts',
+        redis: 'lib/redis/index.ts',
+        testing: 'lib/testing/index.ts',
+        client: 'lib/client/index.ts',
+      },
+    },
     sourcemap: true,
     // The browser client below builds at the same time into the same folder: not its file.
     clean: ['!client.js'],

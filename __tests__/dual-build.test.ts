@@ -101,6 +101,20 @@ describe('ESM and CommonJS builds', () => {
     });
   });
 
+  describe.each([
+    ['ESM', 'testing-entry.mjs'],
+    ['CommonJS', 'testing-entry.cjs'],
+  ])('express-streaming/testing (%s)', (_format, script) => {
+    it('runs the store contract on the main entry’s memory store: nothing fails', async () => {
+      const got = await runFixture<{ checks: number; passed: number; failed: string[]; skipped: number }>(
+        script,
+      );
+      expect(got.failed).toEqual([]);
+      expect(got.passed + got.skipped).toBe(got.checks);
+      expect(got.passed).toBeGreaterThan(got.skipped);
+    });
+  });
+
   describe('resolution by the package’s own name, through its exports map', () => {
     it('import() gives dist/index.js and require() gives dist/index.cjs, with the public API', async () => {
       const got = await runFixture<{

@@ -2,6 +2,7 @@ import diagnostics from 'node:diagnostics_channel';
 import {
   createHub,
   type EventsListener,
+  type Hub,
   HubClosedError,
   type HubMessage,
   type HubStore,
@@ -511,8 +512,8 @@ describe('createHub(options?)', () => {
       expect(hub.stats().subscribers).toBe(1);
     });
 
-    it('writes a burst published in one tick to each socket as one write', async () => {
-      const hub = hubOf();
+    /** One client of `hub`'s topic `t`, with the sizes of the writes its server socket takes. */
+    async function countedClient(hub: Hub): Promise<{ client: RawSseClient; writes: number[] }> {
       const writes: number[] = [];
       const app = await serveHub(hub, { retryMs: null, heartbeatMs: null });
       const client = new RawSseClient(app.port, '/feed/t');
@@ -524,6 +525,12 @@ describe('createHub(options?)', () => {
         writes.push(Buffer.byteLength(args[0] as string | Buffer));
         return write(...args);
       }) as typeof write;
+      return { client, writes };
+    }
+
+    it('writes a burst published in one tick to each socket as one write', async () => {
+      const hub = hubOf();
+      const { client, writes } = await countedClient(hub);
       for (let i = 1; i <= 100; i++) void hub.publish('t', { event: 'msg', data: String(i) });
       await until(() => dataOf(client).length === 100, 'the burst');
       expect(writes).toHaveLength(1);
@@ -534,6 +541,21 @@ describe('createHub(options?)', () => {
       }
       await until(() => dataOf(client).length === 110, 'one per turn');
       expect(writes).toHaveLength(11);
+    });
+
+    it('with coalesceMs, writes the events of a topic that arrive within the window as one write', async () => {
+      const hub = hubOf({ coalesceMs: 1000 });
+      const { client, writes } = await countedClient(hub);
+      // one event per turn of the event loop, well inside the window
+      for (let i = 1; i <= 10; i++) {
+        await hub.publish('t', { event: 'msg', data: String(i) });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      expect(writes).toEqual([]);
+      await until(() => dataOf(client).length === 10, 'the window to end', 5000);
+      expect(dataOf(client)).toEqual(range(1, 10));
+      expect(writes).toHaveLength(1);
+      expect(() => createHub({ coalesceMs: -1 })).toThrow(/^createHub: expected `coalesceMs`/);
     });
   });
 
@@ -651,6 +673,18 @@ describe('memoryStore({ size, maxAgeMs })', () => {
     const client = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': ids[0]! });
     await until(() => parseEvents(client.body).events.length === 1, 'the reset');
     expect(parseEvents(client.body).events[0]?.data).toBe('{"reason":"too-old","topic":"t"}');
+  });
+
+  it('never gives a log the epoch it gives topics with no log, however many logs begin', async () => {
+    const store = memoryStore();
+    const epochs = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      epochs.add((await store.append(`t${i}`, { data: 'x' }, { idempotencyKey: 'k' })).epoch);
+    }
+    const { emptyEpoch } = await store.position('never published');
+    expect(epochs.size).toBe(2000);
+    expect(epochs.has(emptyEpoch)).toBe(false);
+    await store.close();
   });
 
   it('rejects bad options with TypeErrors naming them', () => {

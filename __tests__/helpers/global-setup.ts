@@ -6,7 +6,7 @@ const ROOT = path.resolve(__dirname, '..', '..');
 /** What the build reads: a change to any of them makes `dist/` stale. */
 const INPUTS = ['lib', 'tsup.config.ts', 'package.json', 'tsconfig.json'];
 /**
- * What the build writes to `dist/`: both Node entry points, in both module formats, with their types;
+ * What the build writes to `dist/`: every Node entry point, in both module formats, with its types;
  * the browser client, ESM only.
  */
 export const BUILD_OUTPUTS = [
@@ -20,6 +20,10 @@ export const BUILD_OUTPUTS = [
   'redis.d.cts',
   'client.js',
   'client.d.ts',
+  'testing.js',
+  'testing.cjs',
+  'testing.d.ts',
+  'testing.d.cts',
 ];
 
 function newestMtime(entry: string): number {

@@ -35,12 +35,15 @@ class Topic {
 
 /**
  * The live side of a hub: the topics that have subscribers in this process, each followed in the
- * store once, and the broadcast loop. Events a store hands over within one tick are gathered per
- * topic and written as one batch: a burst is one write per client, and the bytes are made once for
- * every subscriber of the topic alone, and once for every topic set that includes it.
+ * store once, and the broadcast loop. Events a store hands over within one tick — or within
+ * `coalesceMs` of the first — are gathered per topic and written as one batch: a burst is one write
+ * per client, and the bytes are made once for every subscriber of the topic alone, and once for every
+ * topic set that includes it.
  */
 export class FanOut {
   readonly #store: HubStore;
+  /** How long live events wait to be written together; 0: until the end of the tick. */
+  readonly #coalesceMs: number;
   readonly #topics = new Map<string, Topic>();
   readonly #sets = new Map<string, TopicSet>();
   /** Topics with events of this tick to fan out; flushed once, at the end of the tick. */
@@ -48,8 +51,9 @@ export class FanOut {
   /** Deliveries made by the broadcast loop (the other paths count their own). */
   delivered = 0;
 
-  constructor(store: HubStore) {
+  constructor(store: HubStore, coalesceMs: number) {
     this.#store = store;
+    this.#coalesceMs = coalesceMs;
   }
 
   /** Subscribers per topic with any (a many-topic one under each of its topics), and the clients. */
@@ -151,7 +155,11 @@ export class FanOut {
     const pending = topic.pending;
     if (pending.length === 0) {
       this.#flushing.push(topic);
-      if (this.#flushing.length === 1) process.nextTick(this.#flush);
+      // one wait for every topic of the window: a timer per hub, never one per topic or subscriber
+      if (this.#flushing.length === 1) {
+        if (this.#coalesceMs === 0) process.nextTick(this.#flush);
+        else setTimeout(this.#flush, this.#coalesceMs).unref();
+      }
     }
     const last = pending[pending.length - 1];
     if (last !== undefined && last.epoch === epoch) last.events.push(...events);

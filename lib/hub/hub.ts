@@ -1,5 +1,5 @@
 import { channels } from '../core/diagnostics';
-import { checkCount, checkFunction, checkOptionsObject } from '../core/options';
+import { checkCount, checkDuration, checkFunction, checkOptionsObject } from '../core/options';
 import { describeValue } from '../core/util';
 import { type EncodedEvent, encodedText } from '../sse/encoded';
 import { defaultSerialize, encodeRetry, type Serialize } from '../sse/encoder';
@@ -48,7 +48,9 @@ export function createHub<Events = AnyEvents>(options: HubOptions = {}): Hub<Eve
   const store = options.store === undefined ? memoryStore() : checkStore(options.store, owner);
   const serialize = checkFunction(options.serialize, 'serialize', owner) ?? defaultSerialize;
   const maxReplay = checkCount(options.maxReplay, 'maxReplay', owner, 1000, 0);
-  return new HubCore(store, serialize, maxReplay) as unknown as Hub<Events>;
+  // 0 (the default) or a duration a timer can wait
+  const coalesceMs = options.coalesceMs === 0 ? 0 : checkDuration(options.coalesceMs, 'coalesceMs', owner, 0);
+  return new HubCore(store, serialize, maxReplay, coalesceMs) as unknown as Hub<Events>;
 }
 
 class HubCore implements Hub, SubscriberHost {
@@ -70,9 +72,9 @@ class HubCore implements Hub, SubscriberHost {
     RESET_REASONS.map((r) => [r, 0]),
   ) as Record<ResetReason, number>;
 
-  constructor(store: HubStore, serialize: Serialize, maxReplay: number) {
+  constructor(store: HubStore, serialize: Serialize, maxReplay: number, coalesceMs: number) {
     this.#store = store;
-    this.#fanOut = new FanOut(store);
+    this.#fanOut = new FanOut(store, coalesceMs);
     this.#serialize = serialize;
     this.maxReplay = maxReplay;
   }

@@ -102,7 +102,8 @@ class MemoryStore implements HubStore {
   }
 
   #positionOf(topic: string): LogPosition {
-    const emptyEpoch = `${this.#instance}z${this.#emptyGeneration.toString(36)}`;
+    // Log epochs end in a base-36 count (lowercase): the capital marks an emptyEpoch, so the two never meet.
+    const emptyEpoch = `${this.#instance}Z${this.#emptyGeneration.toString(36)}`;
     const log = this.#logs.get(topic);
     if (log === undefined) return { epoch: emptyEpoch, first: 1, head: 0, emptyEpoch };
     log.trim(this.#cutoff());

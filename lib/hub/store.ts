@@ -70,7 +70,21 @@ export type EventsListener = (epoch: string, events: readonly StoredEvent[]) => 
  * `epoch` (a token made when the log starts) and whose events are numbered 1, 2, 3 … with no holes;
  * a lost log shows up as a new epoch, never as a silent gap. The memory store and the Redis store
  * implement it; so can any other engine with an ordered, trimmed log per topic —
- * `runStoreContract()` (`express-streaming/testing`) checks one against these rules.
+ * `runStoreContract()` (`express-streaming/testing`) checks one against these rules:
+ *
+ * - A topic is any non-empty string, compared exactly (no case folding, no normalisation).
+ * - An epoch is 1 to 64 letters and digits (an id `<epoch>-<seq>` splits at its last `-`). The
+ *   `emptyEpoch` is one for the whole store at a time; a log begun may take it as its epoch, but after
+ *   a loss the old `emptyEpoch` is never given again.
+ * - An idempotency key belongs to its topic; stores sharing one engine (processes) share its keys.
+ * - A record comes back as appended; a field left out is `undefined`, never `null`. The store never
+ *   sets an event's `wire` (the hub caches its bytes there) and hands over objects the hub may write to.
+ * - `read` gives exactly the events kept above `after`, up to `limit` — fewer only when fewer are
+ *   kept — so an empty page means the log holds nothing more.
+ * - `listen` hands over new events only (never the log's past), in non-empty batches; its promise
+ *   settles even when `unlisten` or `close` comes first. After the engine went back in time, the new
+ *   events are still handed over although their seqs were handed before (the hub tells its clients).
+ * - `stats()` answers synchronously. `position` and `read` may come after `close()`: they settle.
  *
  * Every promise a store returns settles in bounded time, whatever its engine does; a failure is a
  * rejection (`HubStoreError` naming the cause), never a synchronous throw.

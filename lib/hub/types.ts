@@ -59,6 +59,12 @@ export interface HubOptions {
   serialize?: Serialize;
   /** The most events one resuming client is replayed; past it, a reset (`too-many`). Default `1000`. */
   maxReplay?: number;
+  /**
+   * A latency budget for busy topics: the live events of a topic that arrive within this many
+   * milliseconds of the first reach each subscriber as one write, which costs the server a fraction of
+   * one write per event. Default `0`: the events of one turn of the event loop are one write.
+   */
+  coalesceMs?: number;
 }
 
 /** Options of one `hub.publish()`. */

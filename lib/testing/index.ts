@@ -1,0 +1,2 @@
+export type { StoreContractOptions, StoreContractResult } from './contract';
+export { runStoreContract, storeContractChecks } from './contract';
