@@ -1,4 +1,4 @@
-import { createHub, type EventsListener, type HubStore, HubStoreError, memoryStore } from '../lib';
+import { createHub, type EventsListener, HubStoreError, memoryStore } from '../lib';
 import { readCursor, topicHash } from '../lib/hub/cursor';
 import {
   byTopic,
@@ -11,6 +11,7 @@ import {
   serveHub,
 } from './helpers/hub-server';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
+import { forwarding } from './helpers/store-doubles';
 import { afterPendingEvents, sleep, trackTimers, until, untilStable } from './helpers/wait';
 
 // Many topics on one stream: `hub.subscribe([…topics], req)`. The app in ./helpers/hub-server.ts
@@ -128,16 +129,11 @@ describe('hub.subscribe([...topics], req): many topics on one stream', () => {
 
   it('opens the stream only once every topic is positioned: what is published after the open arrives', async () => {
     const store = memoryStore();
-    const slowStore: HubStore = {
-      append: (topic, record, options) => store.append(topic, record, options),
+    const slowStore = forwarding(store, {
       // one topic's position answers late, as a remote store's may
       position: (topic) =>
         (topic === 'slow' ? sleep(80) : Promise.resolve()).then(() => store.position(topic)),
-      read: (topic, after, limit) => store.read(topic, after, limit),
-      listen: (topic, onEvents) => store.listen(topic, onEvents),
-      unlisten: (topic) => store.unlisten(topic),
-      close: () => store.close(),
-    };
+    });
     const hub = hubOf({ store: slowStore });
     await publishRounds(hub, ['fast', 'slow'], 1, 2);
     const app = await serveHub(hub);
@@ -154,17 +150,12 @@ describe('hub.subscribe([...topics], req): many topics on one stream', () => {
   it('answers a subscriber whose store cannot follow one of its topics with the SSE head and an end; the next one asks again', async () => {
     const store = memoryStore();
     let refusals = 1;
-    const flaky: HubStore = {
-      append: (topic, record, options) => store.append(topic, record, options),
-      position: (topic) => store.position(topic),
-      read: (topic, after, limit) => store.read(topic, after, limit),
+    const flaky = forwarding(store, {
       listen: (topic, onEvents) =>
         topic === 'b' && refusals-- > 0
           ? Promise.reject(new HubStoreError('the store is down'))
           : store.listen(topic, onEvents),
-      unlisten: (topic) => store.unlisten(topic),
-      close: () => store.close(),
-    };
+    });
     const hub = hubOf({ store: flaky });
     const app = await serveHub(hub);
     const refused = new RawSseClient(app.port, '/topics/a,b');
@@ -650,17 +641,12 @@ describe('live delivery on a many-topic stream', () => {
   it('resets only the topic whose live feed went back in time', async () => {
     const store = memoryStore();
     const deliver = new Map<string, EventsListener>();
-    const rewinding: HubStore = {
-      append: (topic, record, options) => store.append(topic, record, options),
-      position: (topic) => store.position(topic),
-      read: (topic, after, limit) => store.read(topic, after, limit),
+    const rewinding = forwarding(store, {
       listen: (topic, onEvents) => {
         deliver.set(topic, onEvents);
         return store.listen(topic, onEvents);
       },
-      unlisten: (topic) => store.unlisten(topic),
-      close: () => store.close(),
-    };
+    });
     const hub = hubOf({ store: rewinding });
     const app = await serveHub(hub);
     const client = new RawSseClient(app.port, '/topics/a,b');
