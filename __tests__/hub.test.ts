@@ -12,6 +12,7 @@ import {
 } from '../lib';
 import { dataOf, hubsClosedAfterEach, parseEvents, publishMany, range, serveHub } from './helpers/hub-server';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
+import { forwarding } from './helpers/store-doubles';
 import { sleep, trackTimers, until, untilStable } from './helpers/wait';
 
 const hubOf = hubsClosedAfterEach();
@@ -583,6 +584,8 @@ describe('createHub(options?)', () => {
         replayed: 2,
         resets: { 'unknown-epoch': 0, 'too-old': 0, ahead: 0, malformed: 1, 'too-many': 0 },
         slowCloses: 0,
+        // the memory store keeps no tail: it is one itself
+        answeredFromTail: 0,
         // b has a subscriber but no event: no log
         store: { topics: 1, keptEvents: 7 },
       });
@@ -660,6 +663,121 @@ describe('createHub(options?)', () => {
           diagnostics.unsubscribe(`express-streaming:${name}`, listener);
       }
     });
+  });
+});
+
+describe("the hub's tail of each followed topic, for a store in another process", () => {
+  /** A memory store as a remote one looks to the hub, counting the commands the hub sends it. */
+  function remoteStore(options: { listenDelayMs?: number } = {}) {
+    const inner = memoryStore();
+    const commands = { position: 0, read: 0, listen: 0, unlisten: 0 };
+    const store = forwarding(inner, {
+      position: (topic) => {
+        commands.position++;
+        return inner.position(topic);
+      },
+      read: (topic, after, limit) => {
+        commands.read++;
+        return inner.read(topic, after, limit);
+      },
+      listen: (topic, onEvents) => {
+        commands.listen++;
+        // a live reader that lags behind the log, as Redis's does by a round trip
+        const delay = options.listenDelayMs ?? 0;
+        return inner.listen(topic, (epoch, events) =>
+          delay === 0 ? onEvents(epoch, events) : void setTimeout(() => onEvents(epoch, events), delay),
+        );
+      },
+      unlisten: (topic) => {
+        commands.unlisten++;
+        inner.unlisten(topic);
+      },
+    });
+    return { store, commands };
+  }
+
+  it('resumes a client whose place is in the tail with no store command: exactly what it missed, then live', async () => {
+    const { store, commands } = remoteStore();
+    const hub = hubOf({ store });
+    const app = await serveHub(hub);
+    const first = new RawSseClient(app.port, '/feed/t');
+    await until(() => first.body.includes('id: '), 'the first subscriber positioned');
+    const ids = await publishMany(hub, 't', 1, 10);
+    await until(() => dataOf(first).length === 10, 'ten live events');
+    const before = { ...commands };
+    const resuming = Array.from(
+      { length: 20 },
+      () => new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': ids[4]! }),
+    );
+    await until(() => resuming.every((c) => dataOf(c).length === 5), 'the five each missed');
+    await hub.publish('t', { event: 'msg', data: '11' });
+    await until(() => resuming.every((c) => dataOf(c).length === 6), 'live again');
+    for (const client of resuming) expect(dataOf(client)).toEqual(range(6, 11));
+    expect(commands).toEqual(before);
+    expect(hub.stats().answeredFromTail).toBe(40);
+  });
+
+  it('asks the store what the tail cannot vouch for: a place older than the tail, or one past its head', async () => {
+    const { store, commands } = remoteStore({ listenDelayMs: 30 });
+    const hub = hubOf({ store, tail: { events: 5 } });
+    const app = await serveHub(hub);
+    const first = new RawSseClient(app.port, '/feed/t');
+    await until(() => first.body.includes('id: '), 'positioned');
+    const ids = await publishMany(hub, 't', 1, 20);
+    await until(() => dataOf(first).length === 20, 'twenty live events');
+    // older than the five kept: the store has it
+    const old = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': ids[2]! });
+    await until(() => dataOf(old).length === 17, 'the seventeen it missed');
+    expect(dataOf(old)).toEqual(range(4, 20));
+    // past the tail's head (the live feed lags): the store says it is at the head, not ahead
+    const reads = commands.position;
+    const more = await publishMany(hub, 't', 21, 22);
+    const ahead = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': more[1]! });
+    // the head goes out once the subscriber is positioned
+    await until(() => ahead.head !== '', 'positioned');
+    await hub.publish('t', { event: 'msg', data: '23' });
+    await until(() => dataOf(ahead).length === 1, 'the next live event');
+    expect(parseEvents(ahead.body).events.map((e) => e.event)).toEqual(['msg']);
+    expect(dataOf(ahead)).toEqual(['23']);
+    expect(commands.position).toBeGreaterThan(reads);
+    expect(hub.stats().resets.ahead).toBe(0);
+  });
+
+  it('keeps a topic whose last subscriber left followed for lingerMs, so that clients coming back find it warm', async () => {
+    const { store, commands } = remoteStore();
+    const hub = hubOf({ store, tail: { lingerMs: 300 } });
+    const app = await serveHub(hub);
+    const leaving = new RawSseClient(app.port, '/feed/t');
+    await until(() => leaving.body.includes('id: '), 'positioned');
+    const ids = await publishMany(hub, 't', 1, 3);
+    await until(() => dataOf(leaving).length === 3, 'three events');
+    leaving.close();
+    await until(() => hub.stats().subscribers === 0, 'gone');
+    await publishMany(hub, 't', 4, 5);
+    const positions = commands.position;
+    const back = new RawSseClient(app.port, '/feed/t', { 'Last-Event-ID': ids[2]! });
+    await until(() => dataOf(back).length === 2, 'the two it missed, from the tail');
+    expect(commands.position).toBe(positions);
+    back.close();
+    await until(() => commands.unlisten === 1, 'let go after lingerMs', 5000);
+    expect(hub.stats().topics).toEqual({});
+  });
+
+  it('lets a topic nobody publishes to go at once, and keeps no tail for the memory store', async () => {
+    const { store, commands } = remoteStore();
+    const hub = hubOf({ store });
+    const app = await serveHub(hub);
+    const client = new RawSseClient(app.port, '/feed/quiet');
+    await until(() => client.body.includes('id: '), 'positioned');
+    client.close();
+    await until(() => commands.unlisten === 1, 'let go at once');
+    const local = hubOf();
+    const localApp = await serveHub(local);
+    const ids = await publishMany(local, 't', 1, 3);
+    const resuming = new RawSseClient(localApp.port, '/feed/t', { 'Last-Event-ID': ids[0]! });
+    await until(() => dataOf(resuming).length === 2, 'replayed by the store itself');
+    expect(local.stats().answeredFromTail).toBe(0);
+    expect(() => createHub({ tail: { events: 0 } })).toThrow(/^createHub: expected `tail.events`/);
   });
 });
 

@@ -1,7 +1,8 @@
-import { checkCount, checkFunction, checkOptionsObject, optionError } from '../core/options';
+import { checkCount, checkDuration, checkFunction, checkOptionsObject, optionError } from '../core/options';
 import { describeValue } from '../core/util';
 import type { HubStore } from './store';
-import type { PublishOptions, SubscribeOptions } from './types';
+import type { TailLimits } from './tail';
+import type { HubOptions, PublishOptions, SubscribeOptions } from './types';
 
 /** Long enough for a UUID with a prefix, short enough to keep a store's window of keys small. */
 const MAX_KEY_LENGTH = 200;
@@ -15,6 +16,18 @@ export function checkStore(store: unknown, owner: string): HubStore {
     }
   }
   return store as HubStore;
+}
+
+/** A hub's tail of each followed topic (`HubOptions.tail`), or none. */
+export function checkTail(tail: unknown, store: HubStore, owner: string): TailLimits | null {
+  if (tail === null || (tail === undefined && store.inProcess === true)) return null;
+  const given = (tail ?? {}) as HubOptions['tail'] & object;
+  checkOptionsObject(given, `${owner}: tail`);
+  return {
+    events: checkCount(given.events, 'tail.events', owner, 100, 1),
+    bytes: checkCount(given.bytes, 'tail.bytes', owner, 128 * 1024, 1),
+    lingerMs: given.lingerMs === 0 ? 0 : checkDuration(given.lingerMs, 'tail.lingerMs', owner, 5000),
+  };
 }
 
 export function checkTopic(topic: unknown, owner: string): asserts topic is string {

@@ -4,6 +4,7 @@ import { batchOf, wireOf } from './encode';
 import { type SetSubscriber, setKey } from './set-subscriber';
 import type { HubStore, StoredEvent } from './store';
 import type { Subscriber } from './subscriber';
+import { Tail, type TailLimits } from './tail';
 import { TopicSet } from './topic-set';
 import type { TopicSubscriber } from './topic-subscriber';
 
@@ -20,9 +21,14 @@ class Topic {
   /** Where the live feed stands: a seq at or below it in the same epoch is the log gone back in time. */
   liveEpoch = '';
   liveHead = 0;
+  /** The topic's recent events, as the live feed brought them (see {@link Tail}); none for an in-process store. */
+  readonly tail: Tail | undefined;
+  /** Set while the topic has no subscriber but stays followed, its tail warm for clients coming back. */
+  lingering: NodeJS.Timeout | undefined;
 
-  constructor(name: string) {
+  constructor(name: string, tail: TailLimits | null) {
     this.name = name;
+    this.tail = tail === null ? undefined : new Tail(tail);
   }
 
   /** Its subscribers, those of its topic sets included. */
@@ -44,6 +50,7 @@ export class FanOut {
   readonly #store: HubStore;
   /** How long live events wait to be written together; 0: until the end of the tick. */
   readonly #coalesceMs: number;
+  readonly #tail: TailLimits | null;
   readonly #topics = new Map<string, Topic>();
   readonly #sets = new Map<string, TopicSet>();
   /** Topics with events of this tick to fan out; flushed once, at the end of the tick. */
@@ -51,9 +58,20 @@ export class FanOut {
   /** Deliveries made by the broadcast loop (the other paths count their own). */
   delivered = 0;
 
-  constructor(store: HubStore, coalesceMs: number) {
+  constructor(store: HubStore, coalesceMs: number, tail: TailLimits | null) {
     this.#store = store;
     this.#coalesceMs = coalesceMs;
+    this.#tail = tail;
+  }
+
+  /** The topic's tail, if the hub keeps one and follows the topic. */
+  tailOf(topic: string): Tail | undefined {
+    return this.#topics.get(topic)?.tail;
+  }
+
+  /** The hub closes: lingering topics are let go at once. */
+  close(): void {
+    for (const topic of [...this.#topics.values()]) if (topic.lingering !== undefined) this.#forget(topic);
   }
 
   /** Subscribers per topic with any (a many-topic one under each of its topics), and the clients. */
@@ -125,8 +143,12 @@ export class FanOut {
   /** The topic, followed in the store from its first subscriber on. */
   #follow(name: string): Topic {
     let topic = this.#topics.get(name);
+    if (topic?.lingering !== undefined) {
+      clearTimeout(topic.lingering);
+      topic.lingering = undefined;
+    }
     if (topic === undefined) {
-      const created = new Topic(name);
+      const created = new Topic(name, this.#tail);
       this.#topics.set(name, created);
       created.following = new Promise<void>((resolve) =>
         resolve(this.#store.listen(name, (epoch, events) => this.#arrived(created, epoch, events))),
@@ -139,12 +161,25 @@ export class FanOut {
     return topic;
   }
 
+  /**
+   * A topic nobody subscribes to any more is let go — after `lingerMs` if its tail is warm, so that
+   * clients reconnecting elsewhere after a deploy or a network blip find their events in this process.
+   * A topic nobody publishes to (a cold tail) costs nothing meanwhile: it goes at once.
+   */
   #forgetUnused(topic: Topic): void {
-    if (topic.subscribers.size === 0 && topic.sets.size === 0) this.#forget(topic);
+    if (topic.subscribers.size > 0 || topic.sets.size > 0) return;
+    const lingerMs = this.#tail?.lingerMs ?? 0;
+    if (lingerMs > 0 && topic.tail?.warm) {
+      topic.lingering = setTimeout(() => this.#forget(topic), lingerMs).unref();
+    } else {
+      this.#forget(topic);
+    }
   }
 
   #forget(topic: Topic): void {
     if (this.#topics.get(topic.name) !== topic) return;
+    clearTimeout(topic.lingering);
+    topic.lingering = undefined;
     this.#topics.delete(topic.name);
     this.#store.unlisten(topic.name);
   }
@@ -152,6 +187,9 @@ export class FanOut {
   /** Live events from the store: gathered for the end of the tick, so a burst is one write per client. */
   #arrived(topic: Topic, epoch: string, events: readonly StoredEvent[]): void {
     if (this.#topics.get(topic.name) !== topic) return;
+    // at once, before the flush: a client resuming meanwhile is caught up to here, and its lane then
+    // skips these events when the flush hands them over
+    topic.tail?.take(epoch, events);
     const pending = topic.pending;
     if (pending.length === 0) {
       this.#flushing.push(topic);

@@ -7,7 +7,14 @@ import { jitter } from '../sse/head';
 import type { IdSource } from '../sse/last-event-id';
 import { DEFAULT_RETRY_MS } from '../sse/options';
 import { SseSubscription } from '../sse/types';
-import { checkPublishOptions, checkStore, checkSubscribeOptions, checkTopic, checkTopics } from './checks';
+import {
+  checkPublishOptions,
+  checkStore,
+  checkSubscribeOptions,
+  checkTail,
+  checkTopic,
+  checkTopics,
+} from './checks';
 import { recordOf } from './encode';
 import { HubClosedError } from './errors';
 import { FanOut } from './fan-out';
@@ -50,7 +57,13 @@ export function createHub<Events = AnyEvents>(options: HubOptions = {}): Hub<Eve
   const maxReplay = checkCount(options.maxReplay, 'maxReplay', owner, 1000, 0);
   // 0 (the default) or a duration a timer can wait
   const coalesceMs = options.coalesceMs === 0 ? 0 : checkDuration(options.coalesceMs, 'coalesceMs', owner, 0);
-  return new HubCore(store, serialize, maxReplay, coalesceMs) as unknown as Hub<Events>;
+  const tail = checkTail(options.tail, store, owner);
+  return new HubCore(
+    store,
+    serialize,
+    maxReplay,
+    new FanOut(store, coalesceMs, tail),
+  ) as unknown as Hub<Events>;
 }
 
 class HubCore implements Hub, SubscriberHost {
@@ -67,14 +80,18 @@ class HubCore implements Hub, SubscriberHost {
     replays: 0,
     replayed: 0,
     slowCloses: 0,
+    answeredFromTail: 0,
   };
+  /** The store's `emptyEpoch` as it last said it: what a position from the tail carries. */
+  #emptyEpoch = '';
+  readonly #fromTail = new WeakSet<LogPosition>();
   readonly #resets: Record<ResetReason, number> = Object.fromEntries(
     RESET_REASONS.map((r) => [r, 0]),
   ) as Record<ResetReason, number>;
 
-  constructor(store: HubStore, serialize: Serialize, maxReplay: number, coalesceMs: number) {
+  constructor(store: HubStore, serialize: Serialize, maxReplay: number, fanOut: FanOut) {
     this.#store = store;
-    this.#fanOut = new FanOut(store, coalesceMs);
+    this.#fanOut = fanOut;
     this.#serialize = serialize;
     this.maxReplay = maxReplay;
   }
@@ -159,17 +176,40 @@ class HubCore implements Hub, SubscriberHost {
     if (this.#closed) return;
     this.#closed = true;
     for (const subscriber of this.#fanOut.everySubscriber()) subscriber.closeWith(retryLine(retryMs));
+    this.#fanOut.close();
     await this.#store.close();
   }
 
   // --- SubscriberHost: what subscribers use of their hub ---
 
-  read(topic: string, after: number, limit: number): Promise<LogPage> {
-    return this.#store.read(topic, after, limit);
+  read(topic: string, epoch: string, after: number, limit: number): Promise<LogPage> {
+    const tail = this.#fanOut.tailOf(topic);
+    if (tail?.covers(epoch, after)) {
+      this.#counts.answeredFromTail++;
+      return Promise.resolve({ position: tail.position(this.#emptyEpoch), events: tail.after(after, limit) });
+    }
+    return this.#store.read(topic, after, limit).then((page) => {
+      this.#emptyEpoch = page.position.emptyEpoch;
+      return page;
+    });
   }
 
-  position(topic: string): Promise<LogPosition> {
-    return this.#store.position(topic);
+  position(topic: string, fresh: boolean): Promise<LogPosition> {
+    const tail = this.#fanOut.tailOf(topic);
+    if (!fresh && tail?.warm) {
+      this.#counts.answeredFromTail++;
+      const position = tail.position(this.#emptyEpoch);
+      this.#fromTail.add(position);
+      return Promise.resolve(position);
+    }
+    return this.#store.position(topic).then((position) => {
+      this.#emptyEpoch = position.emptyEpoch;
+      return position;
+    });
+  }
+
+  fromTail(position: LogPosition): boolean {
+    return this.#fromTail.has(position);
   }
 
   join(subscriber: TopicSubscriber): Promise<void> {

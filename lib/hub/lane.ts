@@ -119,7 +119,7 @@ export class Lane {
     const place = this.place;
     let replayed = 0;
     for (;;) {
-      const { position, events } = await owner.host.read(this.topic, place.last, PAGE);
+      const { position, events } = await owner.host.read(this.topic, place.epoch, place.last, PAGE);
       if (owner.closed) return;
       place.emptyEpoch = position.emptyEpoch;
       if (this.#catchRewind()) continue;

@@ -36,6 +36,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): HubStore {
 }
 
 class MemoryStore implements HubStore {
+  readonly inProcess = true;
   readonly #size: number;
   readonly #maxAgeMs: number | null;
   readonly #logs = new Map<string, TopicLog>();

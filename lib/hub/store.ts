@@ -110,6 +110,11 @@ export interface HubStore {
   /** Stops handing `topic`'s events over; the store may let go of what it kept for the topic. */
   unlisten(topic: string): void;
   stats?(): StoreStats;
+  /**
+   * The store's reads cost nothing (it lives in this process): the hub keeps no tail of its own of
+   * the topics it follows (see `HubOptions.tail`).
+   */
+  readonly inProcess?: boolean;
   /** Stops reading and lets go of what the store holds (its reader's connection, its timers). */
   close(): Promise<void>;
 }

@@ -10,9 +10,14 @@ import type { SubscriberHost } from './host';
 import { Lane, type LaneOwner } from './lane';
 import type { Verdict } from './resume';
 import type { LogPosition, StoredEvent } from './store';
-import type { SubscribeOptions } from './types';
+import type { ResetReason, SubscribeOptions } from './types';
 
 const debug = createDebug('hub');
+
+/** A verdict that tells the client to reset (rather than resume, or start afresh). */
+function isReset(verdict: Verdict): boolean {
+  return typeof verdict === 'string' && verdict !== 'new';
+}
 
 /** What a subscriber is made of, besides its topics: the hub, the request and the subscription's options. */
 export interface SubscriberSetup {
@@ -113,13 +118,25 @@ export abstract class Subscriber implements LaneOwner {
    */
   async #position(lastEventId: string | undefined): Promise<void> {
     const lanes = this.lanes;
-    const positions = await Promise.all(lanes.map((lane) => this.host.position(lane.topic)));
+    const host = this.host;
+    // a replay of everything kept needs the log's own first seq: the store's
+    const earliest = this.#from === 'earliest';
+    const positions = await Promise.all(lanes.map((lane) => host.position(lane.topic, earliest)));
     if (this.#closed) return;
+    let verdicts = this.#verdicts(lastEventId, positions);
+    // The hub's tail may only say yes: a topic it cannot resume inside it is asked of the store.
+    const asked = lanes.filter(
+      (lane) => isReset(verdicts[lane.index]!) && host.fromTail(positions[lane.index]!),
+    );
+    if (asked.length > 0) {
+      const again = await Promise.all(asked.map((lane) => host.position(lane.topic, true)));
+      if (this.#closed) return;
+      asked.forEach((lane, i) => {
+        positions[lane.index] = again[i]!;
+      });
+      verdicts = this.#verdicts(lastEventId, positions);
+    }
     this.sink.commitHead();
-    const verdicts: Verdict[] =
-      lastEventId === undefined || lastEventId === ''
-        ? positions.map(() => 'new')
-        : this.judge(lastEventId, positions);
     let fresh = false;
     for (const lane of lanes) {
       if (lane.placeAt(positions[lane.index]!, verdicts[lane.index]!, this.#from)) fresh = true;
@@ -127,12 +144,17 @@ export abstract class Subscriber implements LaneOwner {
     // every lane is placed: each reset's id says where the client stands in every topic
     for (const lane of lanes) {
       const verdict = verdicts[lane.index]!;
-      if (typeof verdict === 'string' && verdict !== 'new') lane.reset(verdict, positions[lane.index]!);
+      if (isReset(verdict)) lane.reset(verdict as ResetReason, positions[lane.index]!);
     }
     // No replay, but an id: a reconnect before the first event resumes from here.
     const first = lanes[0]!;
     if (fresh && !(await this.sink.deliverPaced(positionEvent(this.idAt(first, first.place.last))))) return;
     await Promise.all(lanes.map((lane) => lane.catchUp()));
+  }
+
+  #verdicts(lastEventId: string | undefined, positions: readonly LogPosition[]): Verdict[] {
+    if (lastEventId === undefined || lastEventId === '') return positions.map(() => 'new');
+    return this.judge(lastEventId, positions);
   }
 
   /** The hub closes: the client gets a (jittered) `retry:` and the stream ends. */

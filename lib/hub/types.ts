@@ -65,6 +65,14 @@ export interface HubOptions {
    * one write per event. Default `0`: the events of one turn of the event loop are one write.
    */
   coalesceMs?: number;
+  /**
+   * How much of each followed topic's recent past the hub keeps, as the live feed brings it, to answer
+   * resuming clients without asking the store: `events` and `bytes` bound each topic's tail; a topic
+   * whose last subscriber left stays followed for `lingerMs` (so that clients reconnecting after a
+   * deploy find it warm). Default `{ events: 100, bytes: 131072, lingerMs: 5000 }` for a store in
+   * another process (Redis); `null`, and the default for the memory store, keeps none.
+   */
+  tail?: { events?: number; bytes?: number; lingerMs?: number } | null;
 }
 
 /** Options of one `hub.publish()`. */
@@ -111,6 +119,8 @@ export interface HubStats {
   readonly resets: Readonly<Record<ResetReason, number>>;
   /** Subscribers closed for falling behind (`bufferBytes` or the write deadline). */
   readonly slowCloses: number;
+  /** Positions and replay pages answered from the hub's tail of a topic, with no store command. */
+  readonly answeredFromTail: number;
   /** The store's own figures (the Redis store: its live reader's lag and reconnects). */
   readonly store: StoreStats;
 }
