@@ -1,6 +1,6 @@
 /**
- * Child-process plumbing for the benchmarks: every child is forked with an IPC channel, tracked, and
- * killed when the run ends — normally, on failure, on Ctrl-C or when the global watchdog fires.
+ * The benchmarks' plumbing: forked children spoken to by IPC (tracked, and killed however the run
+ * ends), interleaved rounds, medians and per-round ratios, and the plain-text tables of the report.
  * Every wait has a time bound.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -13,9 +13,7 @@ export type Message = { type: string } & Record<string, unknown>;
 const live = new Set<ChildProcess>();
 
 export function killAll(): void {
-  for (const child of live) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  }
+  for (const child of live) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   live.clear();
 }
 
@@ -39,13 +37,7 @@ interface Waiter {
   timer: NodeJS.Timeout;
 }
 
-export interface ChildOptions {
-  name: string;
-  execArgv?: string[];
-  env?: Record<string, string>;
-}
-
-/** One forked child (`node` on a .mjs file, with no tsx loader), spoken to by IPC messages. */
+/** One forked child (`node` on a .mjs file of children/, no tsx loader), spoken to by IPC messages. */
 export class Child {
   readonly name: string;
   readonly #proc: ChildProcess;
@@ -54,12 +46,13 @@ export class Child {
   #stderr = '';
   #exited: string | undefined;
 
-  constructor(script: string, args: string[], options: ChildOptions) {
+  constructor(script: string, args: string[], name: string, env: Record<string, string> = {}) {
     hookExit();
-    this.name = options.name;
+    this.name = name;
     this.#proc = fork(`${BENCH_DIR}children/${script}`, args, {
-      execArgv: options.execArgv ?? [],
-      env: { ...process.env, ...options.env },
+      // gc() for heap readings and between phases
+      execArgv: ['--expose-gc'],
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
       cwd: BENCH_DIR,
     });
@@ -78,10 +71,6 @@ export class Child {
       }
       this.#waiters.clear();
     });
-  }
-
-  get stderr(): string {
-    return this.#stderr;
   }
 
   send(message: Message): void {
@@ -138,79 +127,16 @@ export class Child {
   }
 }
 
-/** Runs `body` with the children it starts, and kills them whatever happens. */
-export async function withChildren<T>(body: (start: typeof startChild) => Promise<T>): Promise<T> {
-  const started: Child[] = [];
-  const start: typeof startChild = (...args) => {
-    const child = startChild(...args);
-    started.push(child);
-    return child;
-  };
-  try {
-    return await body(start);
-  } finally {
-    for (const child of started) child.kill();
-  }
-}
-
-export function startChild(script: string, args: string[], options: ChildOptions): Child {
-  return new Child(script, args, options);
-}
-
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** How every server child is started: with gc() exposed, for its heap readings and between phases. */
-export const SERVER_ARGV = ['--expose-gc'];
+/** An error's first line, at most 300 characters: what a status cell or a log line shows. */
+export const firstLine = (error: unknown) =>
+  String((error as Error)?.message ?? error)
+    .split('\n')[0]!
+    .slice(0, 300);
 
-/** An error's first line, at most 300 characters: what a table's status cell or a log line shows. */
-export const firstLine = (error: unknown) => (error as Error).message.split('\n')[0]!.slice(0, 300);
-
-/**
- * Polls a server child ('count' replies) until it has opened `n` streams, within `timeLimitMs`; on the
- * Redis store, until the store has also read each one's starting point (`positioned`), so no event
- * published afterwards can miss a subscriber. The streams ready by then.
- */
-export async function untilServerHas(server: Child, n: number, timeLimitMs: number): Promise<number> {
-  const deadline = Date.now() + timeLimitMs;
-  for (;;) {
-    const { opened, positioned } = await server.request({ type: 'count' }, 'count', 5_000);
-    const ready = Math.min(opened as number, (positioned as number | undefined) ?? Number.POSITIVE_INFINITY);
-    if (ready >= n || Date.now() > deadline) return ready;
-    await sleep(50);
-  }
-}
-
-/**
- * Asks a client child to open `n` more streams to `port` (`parallel` handshakes at a time, within
- * `timeLimitMs`; the child's defaults otherwise) and throws unless it then has `total` (by default `n`)
- * heads read and no failure.
- */
-export async function openClients(
-  client: Child,
-  open: { port: unknown; n: number; parallel?: number; timeLimitMs?: number },
-  timeoutMs: number,
-  total = open.n,
-): Promise<void> {
-  const opened = await client.request({ type: 'open', ...open }, 'opened', timeoutMs);
-  if (opened.headersDone !== total || opened.failures !== 0) {
-    throw new Error(`opened ${opened.headersDone}/${total} streams (${opened.failures} failed)`);
-  }
-}
-
-/**
- * Warm-up events (JIT, buffers), not measured: `server` publishes `count` events, within `timeLimitMs`,
- * and `client` must then have them on each of its `streams` streams.
- */
-export async function warmUp(
-  server: Child,
-  client: Child,
-  streams: number,
-  count: number,
-  timeLimitMs: number,
-): Promise<void> {
-  client.send({ type: 'expect', total: streams * count, tag: 'warm' });
-  await server.request({ type: 'warm', count, timeLimitMs }, 'warmed', timeLimitMs + 5_000);
-  await client.waitFor('reached', timeLimitMs, (m) => m.tag === 'warm');
+export function log(text: string): void {
+  process.stderr.write(`${text}\n`);
 }
 
 /** A suite's result for one variant: it failed once it has a reason. */
@@ -220,18 +146,16 @@ export interface VariantResult {
 }
 
 /**
- * How every side-by-side suite runs its variants: each one's rig opened first (a setup failure is the
- * variant's reason, and it sits the rounds out), then `rounds` rounds in which every variant still
- * standing takes one turn, in an order that rotates so that drift hits them all alike. A turn that
- * fails answers with why (or throws it); that retires its rig. Every rig is closed at the end, whatever
- * happened.
+ * How every side-by-side suite runs: each rig opened first (a setup failure is its variant's reason,
+ * and it sits the rounds out), then `rounds` rounds in which every rig still standing takes one turn,
+ * in an order that rotates so that drift of the shared machine hits them all alike. A turn that fails
+ * answers with why (or throws it); that retires its rig. Every rig is closed at the end.
  */
 export async function interleavedRounds<R extends VariantResult, G extends { close(): void }>(
   entries: ReadonlyArray<{ readonly variant: string; readonly rig: G; readonly result: R }>,
   rounds: number,
   open: (rig: G) => Promise<void>,
   turn: (rig: G, result: R, round: number) => Promise<string | undefined>,
-  roundLine: () => string = () => 'done',
 ): Promise<void> {
   try {
     for (const { variant, rig, result } of entries) {
@@ -244,7 +168,8 @@ export async function interleavedRounds<R extends VariantResult, G extends { clo
       }
     }
     for (let round = 0; round < rounds; round++) {
-      for (const { rig, result } of rotate(entries, round)) {
+      const shift = round % Math.max(1, entries.length);
+      for (const { rig, result } of [...entries.slice(shift), ...entries.slice(0, shift)]) {
         if (result.reason) continue;
         const failed = await turn(rig, result, round).catch((error: unknown) => firstLine(error));
         if (failed !== undefined) {
@@ -252,7 +177,7 @@ export async function interleavedRounds<R extends VariantResult, G extends { clo
           rig.close();
         }
       }
-      log(`    round ${round + 1}/${rounds}: ${roundLine()}`);
+      log(`    round ${round + 1}/${rounds} done`);
     }
     for (const { result } of entries) result.ok = result.reason === undefined;
   } finally {
@@ -260,50 +185,7 @@ export async function interleavedRounds<R extends VariantResult, G extends { clo
   }
 }
 
-/** `items` rotated left by `round` places: the order in which rigs take their turn in that round. */
-function rotate<T>(items: readonly T[], round: number): T[] {
-  const shift = items.length === 0 ? 0 : round % items.length;
-  return [...items.slice(shift), ...items.slice(0, shift)];
-}
-
-/** As untilServerHas, but throws unless all `n` streams are open in time. */
-export async function serverHolds(server: Child, n: number, timeLimitMs: number): Promise<void> {
-  const held = await untilServerHas(server, n, timeLimitMs);
-  if (held < n) throw new Error(`the server opened ${held} of ${n} streams`);
-}
-
-export function log(text: string): void {
-  process.stderr.write(`${text}\n`);
-}
-
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-/** A table and the notes under it, each followed by a blank line; nothing at all when there are no rows. */
-export function tableWithNotes(rows: string[][], notes: string[]): string[] {
-  return rows.length === 0 ? [] : [table(rows), '', ...notes, ''];
-}
-
-/** A plain-text table: the first row is the header; numeric-looking cells are right-aligned. */
-export function table(rows: string[][]): string {
-  const widths: number[] = [];
-  for (const row of rows) {
-    for (let i = 0; i < row.length; i++) widths[i] = Math.max(widths[i] ?? 0, row[i]!.length);
-  }
-  const numeric = /^[-+]?[\d.,]+( ?[a-zµ%×/]+)?$|^[\d.]+×$|^—$/i;
-  const line = (row: string[]) =>
-    row
-      .map((cell, i) => (numeric.test(cell) && i > 0 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
-      .join('  ')
-      .trimEnd();
-  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
-  return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join('\n');
-}
-
-/** Peers are devDependencies; a variant whose packages do not load is skipped with the reason. */
+/** Peers are devDependencies: a variant whose packages do not load is skipped with the reason. */
 export async function unavailable(variant: string): Promise<string | undefined> {
   const needs: Record<string, string[]> = {
     'better-sse': ['better-sse'],
@@ -312,11 +194,109 @@ export async function unavailable(variant: string): Promise<string | undefined> 
   };
   for (const name of needs[variant] ?? []) {
     try {
-      const specifier: string = name;
-      await import(specifier);
+      await import(name);
     } catch (error) {
-      return `${name} does not load on Node ${process.versions.node}: ${(error as Error).message.split('\n')[0]}`;
+      return `${name} does not load on Node ${process.versions.node}: ${firstLine(error)}`;
     }
   }
   return undefined;
+}
+
+// --- figures ---
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+export const medianOf = (values: number[]) => (values.length > 0 ? median(values) : undefined);
+
+/** The median of a figure over the sound phases that have it. */
+export function pick<P extends { ok: boolean }>(phases: P[], value: (phase: P) => number | undefined) {
+  return medianOf(
+    phases
+      .filter((p) => p.ok)
+      .map(value)
+      .filter((v): v is number => v !== undefined && Number.isFinite(v)),
+  );
+}
+
+/** Per-round ratios of `value` to the baseline's phase of the same round, where both are sound. */
+export function roundRatios<P extends { ok: boolean }>(phases: P[], base: P[], value: (phase: P) => number) {
+  const ratios: number[] = [];
+  phases.forEach((phase, i) => {
+    const basePhase = base[i];
+    if (phase.ok && basePhase?.ok) ratios.push(value(phase) / value(basePhase));
+  });
+  return ratios;
+}
+
+/** A figure with 0, 1, 2 or 3 decimals, or '—' where there is none. */
+export const [d0, d1, d2, d3] = [0, 1, 2, 3].map(
+  (digits) => (value: number | undefined) =>
+    value === undefined || !Number.isFinite(value) ? '—' : value.toFixed(digits),
+) as [Format, Format, Format, Format];
+type Format = (value: number | undefined) => string;
+/** µs as ms, one decimal. */
+export const ms = (us: number | undefined) => d1(us === undefined ? undefined : us / 1000);
+/** The median of per-round ratios and their spread: `0.98× (0.91–1.07)`. */
+export const ratio = (values: number[]) =>
+  values.length === 0
+    ? '—'
+    : `${median(values).toFixed(2)}× (${Math.min(...values).toFixed(2)}–${Math.max(...values).toFixed(2)})`;
+/** A whole number with thousands separators. */
+export const thousands = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value) ? '—' : Math.round(value).toLocaleString('en-US');
+/** A whole difference with its sign: `+12`, `-3`. */
+export const signed = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value) ? '—' : `${value >= 0 ? '+' : ''}${Math.round(value)}`;
+/** 'ok: …' or why it failed. */
+export const statusOf = (result: VariantResult, ok: string) =>
+  result.ok ? `ok: ${ok}` : `FAILED: ${result.reason ?? 'no figures'}`;
+
+/** A ratio against its goal (`≤ 1.05` or `≥ 1.40`): met, or by how much it was missed. */
+export function verdict(name: string, value: number | undefined, goal: string): string {
+  if (value === undefined) return `${name}: not measured`;
+  const [sign, limit] = [goal[0], Number(goal.slice(1))];
+  const off = sign === '≥' ? 1 - value / limit : value / limit - 1;
+  return `${name} ${value.toFixed(2)}× (goal ${sign} ${limit.toFixed(2)}×): ${off <= 0 ? 'met' : `MISSED by ${(100 * off).toFixed(0)}%`}`;
+}
+
+// --- the report ---
+
+/** One table of the report: a header row, rows, and the notes printed under it. */
+const report: Array<{ rows: string[][]; notes: string }> = [];
+/** Notes printed after the tables: goals, what a section skipped or saw outside its measurements. */
+export const reportNotes: string[] = [];
+
+/** Starts a table of the report, its columns as [header, cell of a row]; returns how to add a row. */
+export function newTable<R>(notes: string, columns: Array<[string, (row: R) => string]>): (row: R) => void {
+  const rows = [columns.map(([header]) => header)];
+  report.push({ rows, notes });
+  return (row) => rows.push(columns.map(([, cell]) => cell(row)));
+}
+
+/** A plain-text table: the first row is the header; numeric-looking cells are right-aligned. */
+export function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) {
+    for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
+  }
+  const numeric = /^[-+]?[\d.,]+( ?[a-zµ%×/]+)?( \([\d.–]+\))?$|^—$/i;
+  const line = (row: string[]) =>
+    row
+      .map((cell, i) => (numeric.test(cell) && i > 0 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n');
+}
+
+/** The report as text: each table that has rows, then its notes. */
+export function reportText(): string {
+  return report
+    .filter(({ rows }) => rows.length > 1)
+    .map(({ rows, notes }) => `${table(rows)}\n\n${notes.trim()}\n`)
+    .concat(reportNotes.map((note) => `Note: ${note}`).join('\n'))
+    .join('\n');
 }

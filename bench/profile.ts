@@ -1,46 +1,45 @@
 /**
- * `npm run bench:profile`: CPU profiles (node:inspector, 200 µs sampling) of the measured phase of a few
- * benchmark variants, summarised as the top frames by self time and as shares by where the code lives.
- * Profiling slows everything down a little: read shares, not absolute numbers. Profiles are written to
- * the OS temp directory. BENCH_PROFILE_HUB=hub,raw-http adds the hub section's broadcast (1,000 clients,
- * or BENCH_PROFILE_HUB_CLIENTS); BENCH_PROFILE_SSE= and BENCH_PROFILE_STREAM= (empty) leave the others out.
- * BENCH_PROFILE_REDIS=pair,redis-ioredis,redis-node-redis adds the Redis section's processes (a Redis at
- * REDIS_URL, keys under a prefix of the run, deleted after): `pair` both servers of its broadcast
- * (1,000 clients split between them), a store name a publisher with 128 publishes in flight.
+ * `npm run bench:profile [-- targets] [--clients=N]`: CPU profiles (node:inspector, 200 µs sampling) of
+ * the server children's measured phases, summarised as shares by where the code lives, the top frames
+ * by self time, and the library's own frames. Profiling slows everything a little: read shares.
+ * Targets (default: hub framed-socket):
+ *   <variant>            a broadcast variant (hub, framed-socket, raw-http, es-express, …): 3 × 150 events
+ *   coalesce:<ms>        the hub with that coalesceMs at 2,000 events/s (the coalesce section's pace)
+ *   stream:<variant>     es-stream, pipe or pipeline: 3 bodies of 200 MiB
+ *   pair                 both processes of the Redis pair (1,000 clients split between them)
+ *   publish:<variant>    redis-ioredis or redis-node-redis publishing 3 × 5,000 events, 128 in flight
+ * The Redis targets run on a redis-server of the run's own. Profiles are written to the OS temp folder.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { firstLine, log, median, table } from './harness';
-import { HubRig } from './hub-bench';
-import { REDIS_URL, RedisPairRig, RedisProbe, redisEnv, runPrefix } from './redis-bench';
-import { runBroadcast } from './sse-bench';
-import { runThroughput, summary } from './stream-bench';
+import { parseArgs } from 'node:util';
+import { firstLine, killAll, log, median, table } from './harness';
+import { BenchRedis } from './redis';
+import { STREAM_BYTES, StreamRig } from './resources';
+import { type Pace, Rig, type RigOptions } from './rigs';
 
-interface ProfileNode {
-  id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
-}
 interface Profile {
-  nodes: ProfileNode[];
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string; lineNumber: number } }>;
   samples: number[];
   timeDeltas: number[];
 }
 
 const OUT_DIR = path.join(os.tmpdir(), 'express-streaming-bench-profiles');
-const TOP = Number(process.env.BENCH_PROFILE_TOP ?? '18');
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { clients: { type: 'string', default: '1000' }, top: { type: 'string', default: '18' } },
+});
+const CLIENTS = Number(values.clients);
+const TOP = Number(values.top);
 
 function where(url: string, name: string): string {
-  if (url.includes('/dist/redis.')) return 'express-streaming/redis (dist)';
-  // the build splits code both entry points share into chunks
-  if (url.includes('/dist/index.') || url.includes('/dist/chunk-')) return 'express-streaming (dist)';
+  if (url.includes('/dist/')) return 'express-streaming (dist)';
   if (url.includes('/node_modules/')) return url.split('/node_modules/').pop()!.split('/')[0]!;
-  if (url.startsWith('node:') || url === '') {
-    if (name === '(garbage collector)') return 'GC';
-    if (name === '(program)' || name === '(idle)' || name === '(root)') return name;
-    return url === '' ? 'native / builtins' : 'Node internals';
-  }
-  return path.basename(url);
+  if (url.includes('/bench/children/')) return 'the bench child';
+  if (name === '(garbage collector)') return 'GC';
+  if (name.startsWith('(')) return name;
+  return url === '' ? 'native / builtins' : 'Node internals';
 }
 
 function summarise(file: string): string {
@@ -50,184 +49,125 @@ function summarise(file: string): string {
   const buckets = new Map<string, number>();
   let total = 0;
   profile.samples.forEach((id, i) => {
-    const delta = profile.timeDeltas[i] ?? 0;
-    const node = byId.get(id);
-    if (!node) return;
-    const { functionName, url, lineNumber } = node.callFrame;
+    const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
     const name = functionName || '(anonymous)';
     if (name === '(idle)') return;
+    const delta = profile.timeDeltas[i] ?? 0;
     total += delta;
     const short = url
-      ? `${url.replace(/^.*\/(node_modules\/|dist\/)/, '$1').replace(/^node:/, '')}:${lineNumber + 1}`
+      ? `${url.replace(/^.*\/(node_modules\/|dist\/|children\/)/, '$1').replace(/^node:/, '')}:${lineNumber + 1}`
       : '';
     const key = `${name}  ${short}`;
     self.set(key, (self.get(key) ?? 0) + delta);
-    const bucket = where(url, name);
-    buckets.set(bucket, (buckets.get(bucket) ?? 0) + delta);
+    buckets.set(where(url, name), (buckets.get(where(url, name)) ?? 0) + delta);
   });
   const pct = (value: number) => `${((100 * value) / total).toFixed(1)}%`;
-  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, TOP);
-  const rows = [['self', 'frame'], ...top.map(([key, value]) => [pct(value), key])];
-  const shareRows = [
-    ['share', 'where'],
-    ...[...buckets.entries()].sort((a, b) => b[1] - a[1]).map(([key, value]) => [pct(value), key]),
-  ];
-  return `${table(shareRows)}\n\n${table(rows)}\n(${(total / 1000).toFixed(0)} ms of non-idle samples)`;
+  const rows = (entries: Array<[string, number]>, limit: number) =>
+    entries
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, limit)
+      .map(([key, value]) => [pct(value), key]);
+  const ours = [...self].filter(([key]) => key.includes(' dist/'));
+  return [
+    table([['share', 'where'], ...rows([...buckets], 20)]),
+    table([['self', 'top frames'], ...rows([...self], TOP)]),
+    table([['self', 'express-streaming frames'], ...rows(ours, TOP)]),
+    `(${(total / 1000).toFixed(0)} ms of non-idle samples)`,
+  ].join('\n\n');
+}
+
+/** A rig with profiled servers: `phases` phases of `pace`, then each server's profile summarised. */
+async function profileRig(
+  name: string,
+  options: Omit<RigOptions, 'profileFiles'>,
+  pace: Pace | { window: number },
+  phases = 3,
+) {
+  const files = options.variants.map((_, i) =>
+    path.join(OUT_DIR, `${name.replace(/[^\w-]/g, '_')}-${i + 1}.cpuprofile`),
+  );
+  const rig = new Rig({ ...options, profileFiles: files });
+  try {
+    await rig.open();
+    const cpu: number[] = [];
+    for (let i = 0; i < phases; i++) {
+      const phase =
+        'window' in pace ? await rig.pipeline(5000, pace.window, 30_000) : await rig.phase(pace, 60_000);
+      if (!phase.ok) throw new Error(phase.reason);
+      cpu.push('cpuUsPerEvent' in phase ? phase.cpuUsPerEvent : phase.cpuUsPerPublish);
+    }
+    await rig.dumpProfiles();
+    files.forEach((file, i) => {
+      const server = files.length > 1 ? `, process ${i + 1} (${options.variants[i]})` : '';
+      process.stdout.write(
+        `\n== ${name}${server}, ${options.clients} clients (${median(cpu).toFixed(2)} µs per ${'window' in pace ? 'publish' : 'delivered event'} while profiled)\n${summarise(file)}\n`,
+      );
+    });
+  } catch (error) {
+    log(`${name}: FAILED (${firstLine(error)})`);
+  } finally {
+    rig.close();
+  }
 }
 
 async function main(): Promise<void> {
   mkdirSync(OUT_DIR, { recursive: true });
-  const broadcasts = (process.env.BENCH_PROFILE_SSE ?? 'es-express,es-http,raw-express')
-    .split(',')
-    .filter(Boolean);
-  for (const variant of broadcasts) {
-    const file = path.join(OUT_DIR, `sse-${variant}.cpuprofile`);
-    const result = await runBroadcast(variant, 1000, 150, {
-      warmup: 20,
-      rounds: 1,
-      timeLimitMs: 40_000,
-      profileFile: file,
-    });
-    if (!result.ok) {
-      log(`${variant}: FAILED (${result.reason})`);
-      continue;
+  const targets = positionals.length > 0 ? positionals : ['hub', 'framed-socket'];
+  let redis: BenchRedis | undefined;
+  const redisEnv = async () => {
+    if (redis === undefined) {
+      const started = await BenchRedis.start();
+      if (typeof started === 'string') throw new Error(started);
+      redis = started;
     }
-    process.stdout.write(
-      `\n== SSE broadcast, ${variant}, 1000 clients × 150 events (${result.phases[0]!.cpuUsPerEvent.toFixed(2)} µs/event while profiled)\n${summarise(file)}\n`,
-    );
-  }
-  const streams = (process.env.BENCH_PROFILE_STREAM ?? 'es-stream,pipe').split(',').filter(Boolean);
-  for (const variant of streams) {
-    const file = path.join(OUT_DIR, `stream-${variant}.cpuprofile`);
-    const result = await runThroughput(variant, 200 * 1024 * 1024, 3, 30_000, file);
-    if (!result.ok) {
-      log(`${variant}: FAILED (${result.reason})`);
-      continue;
-    }
-    process.stdout.write(
-      `\n== Streaming 200 MiB, ${variant} (${summary(result).cpuUsPerMiB!.toFixed(0)} µs/MiB while profiled)\n${summarise(file)}\n`,
-    );
-  }
-  // Off unless asked for (BENCH_PROFILE_HUB=hub,raw-http): the hub's fan-out at full speed.
-  const hubs = (process.env.BENCH_PROFILE_HUB ?? '').split(',').filter(Boolean);
-  const hubClients = Number(process.env.BENCH_PROFILE_HUB_CLIENTS ?? '1000');
-  for (const variant of hubs) {
-    const file = path.join(OUT_DIR, `hub-${variant}.cpuprofile`);
-    const cpu = await profileHub(variant, hubClients, 150, 3, file);
-    if (cpu === undefined) continue;
-    process.stdout.write(
-      `\n== Hub broadcast, ${variant}, ${hubClients} clients × 3 × 150 events, one per tick (${cpu.toFixed(2)} µs/event while profiled)\n${summarise(file)}\n`,
-    );
-  }
-  // Off unless asked for (BENCH_PROFILE_REDIS=pair,redis-ioredis): the Redis store's processes.
-  const redisTargets = (process.env.BENCH_PROFILE_REDIS ?? '').split(',').filter(Boolean);
-  if (redisTargets.length > 0) await profileRedis(redisTargets);
-  process.stdout.write(`\nProfiles: ${OUT_DIR}\n`);
-}
-
-/** The Redis section's processes, profiled: the broadcast pair, or a publisher with 128 in flight. */
-async function profileRedis(targets: string[]): Promise<void> {
-  const probe = await RedisProbe.connect(REDIS_URL);
-  if (typeof probe === 'string') {
-    log(`Redis profiles skipped: ${probe}`);
-    return;
-  }
-  const prefixes: string[] = [];
+    return { REDIS_URL: redis.url, BENCH_REDIS_PREFIX: BenchRedis.prefix() };
+  };
   try {
     for (const target of targets) {
-      const prefix = runPrefix();
-      prefixes.push(prefix);
-      if (target === 'pair') await profilePair(prefix, 1000, 150, 3);
-      else await profilePublisher(target, prefix, 5000, 128, 3);
+      const [kind, arg] = target.includes(':') ? target.split(':') : [target, undefined];
+      if (kind === 'stream') {
+        const file = path.join(OUT_DIR, `stream-${arg}.cpuprofile`);
+        const rig = new StreamRig(arg!, file);
+        try {
+          await rig.open();
+          const cpu = [];
+          for (let i = 0; i < 3; i++) cpu.push((await rig.get(STREAM_BYTES)).cpuUsPerMiB);
+          await rig.dumpProfile();
+          process.stdout.write(
+            `\n== stream ${arg} (${median(cpu).toFixed(0)} µs/MiB while profiled)\n${summarise(file)}\n`,
+          );
+        } finally {
+          rig.close();
+        }
+      } else if (kind === 'coalesce') {
+        const flags = [`coalesce=${arg}`];
+        await profileRig(
+          target,
+          { variants: ['hub'], clients: CLIENTS, flags, warmup: 50 },
+          { count: 4000, ratePerSec: 2000, durationMs: 2000 },
+        );
+      } else if (kind === 'pair') {
+        const variants = ['redis-ioredis', 'redis-node-redis'];
+        await profileRig(
+          target,
+          { variants, clients: CLIENTS, env: await redisEnv(), warmup: 50 },
+          { count: 150 },
+        );
+      } else if (kind === 'publish') {
+        await profileRig(
+          target,
+          { variants: [arg!], clients: 2, env: await redisEnv(), warmup: 200 },
+          { window: 128 },
+        );
+      } else {
+        await profileRig(target, { variants: [kind!], clients: CLIENTS, warmup: 50 }, { count: 150 });
+      }
     }
   } finally {
-    await probe.forget(prefixes).catch(() => {});
-    probe.close();
+    killAll();
+    await (redis as BenchRedis | undefined)?.stop();
   }
-}
-
-/** Both servers of the Redis pair over `phases` full-speed phases; each summarised on its own. */
-async function profilePair(prefix: string, clients: number, events: number, phases: number): Promise<void> {
-  const files = {
-    publisher: path.join(OUT_DIR, 'redis-pair-publisher.cpuprofile'),
-    follower: path.join(OUT_DIR, 'redis-pair-follower.cpuprofile'),
-  };
-  const rig = new RedisPairRig(clients, prefix);
-  try {
-    await rig.open({ warmup: 50, profileFiles: files });
-    const split: Array<[number, number]> = [];
-    for (let i = 0; i < phases; i++) {
-      const phase = await rig.phase({ count: events }, 60_000);
-      if (!phase.ok) throw new Error(phase.reason);
-      split.push([phase.publisherUsPerEvent!, phase.followerUsPerEvent!]);
-    }
-    await rig.dumpProfiles();
-    for (const [i, role] of (['publisher', 'follower'] as const).entries()) {
-      process.stdout.write(
-        `\n== Redis pair, ${role} (${role === 'publisher' ? 'ioredis' : 'node-redis'}), ${clients / 2} of ${clients} clients × ${phases} × ${events} events (${median(split.map((s) => s[i]!)).toFixed(2)} µs per delivered event of all ${clients} while profiled)\n${summarise(files[role])}\n`,
-      );
-    }
-  } catch (error) {
-    log(`redis pair: FAILED (${firstLine(error)})`);
-  } finally {
-    rig.close();
-  }
-}
-
-/** One publisher (2 subscribers of its own) with `window` publishes in flight, over `phases` phases. */
-async function profilePublisher(
-  variant: string,
-  prefix: string,
-  count: number,
-  window: number,
-  phases: number,
-): Promise<void> {
-  const file = path.join(OUT_DIR, `redis-publish-${variant}.cpuprofile`);
-  const rig = new HubRig(variant, 2);
-  try {
-    await rig.open({ warmup: 200, profileFile: file, env: redisEnv(prefix) });
-    const cpu: number[] = [];
-    for (let i = 0; i < phases; i++) {
-      const phase = await rig.pipeline(count, window, 30_000);
-      if (!phase.ok) throw new Error(phase.reason);
-      cpu.push(phase.cpuUsPerPublish);
-    }
-    await rig.dumpProfile();
-    process.stdout.write(
-      `\n== Publishing, ${variant}, ${window} in flight, ${phases} × ${count} publishes (${median(cpu).toFixed(1)} µs/publish while profiled)\n${summarise(file)}\n`,
-    );
-  } catch (error) {
-    log(`publish ${variant}: FAILED (${firstLine(error)})`);
-  } finally {
-    rig.close();
-  }
-}
-
-/** `phases` throughput phases of one hub-section variant, profiled; the median CPU µs per delivered event. */
-async function profileHub(
-  variant: string,
-  clients: number,
-  events: number,
-  phases: number,
-  file: string,
-): Promise<number | undefined> {
-  const rig = new HubRig(variant, clients);
-  try {
-    await rig.open({ warmup: 50, profileFile: file });
-    const cpu: number[] = [];
-    for (let i = 0; i < phases; i++) {
-      const phase = await rig.phase({ count: events }, 60_000);
-      if (!phase.ok) throw new Error(phase.reason);
-      cpu.push(phase.cpuUsPerEvent);
-    }
-    await rig.dumpProfile();
-    return median(cpu);
-  } catch (error) {
-    log(`hub ${variant}: FAILED (${firstLine(error)})`);
-    return undefined;
-  } finally {
-    rig.close();
-  }
+  process.stdout.write(`\nProfiles: ${OUT_DIR}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -1,289 +1,324 @@
 /**
- * The Redis section of `npm run bench` (BENCH_ONLY=redis): runs the measurements of redis-bench.ts
- * and keeps their tables here, so that run.ts can print whatever is done — also when the watchdog
- * stops the run half-way.
+ * The Redis store's sections (--redis), on the run's own redis-server (redis.ts), each rig under a key
+ * prefix of its own:
+ * - pair: 1,000 clients split between two processes (ioredis + node-redis) against the in-process hub;
+ * - publish: one process's publishes/s and Redis's CPU per publish, with 1, 16 and 128 in flight;
+ * - scaleout: Redis's CPU per published event with 1, 2, 4 and 8 processes following the topic;
+ * - storm: 4,000 clients over 4 processes drop and resume within 1 s: Redis commands and CPU per
+ *   resuming client, and whether each got exactly what it missed.
  */
-import { fixed, medianOf, okPhases, pick, roundRatios, spread, thousands, times } from './format';
-import { log, tableWithNotes } from './harness';
+import { LABELS, type Phased, type SectionContext, suite } from './broadcast';
 import {
-  type BroadcastSetup,
-  broadcastRatios,
-  latencyRow,
-  logBroadcast,
-  type SectionConfig,
-  throughputCells,
+  d0,
+  d1,
+  d2,
+  firstLine,
+  log,
+  medianOf,
+  ms,
+  newTable,
+  pick,
+  ratio,
+  reportNotes,
+  roundRatios,
+  statusOf,
+  thousands,
   verdict,
-} from './hub-sections';
-import {
-  type BroadcastVariant,
-  PIPELINE_VARIANTS,
-  type PipelineResult,
-  REDIS_URL,
-  type RedisBroadcastResult,
-  type RedisPhase,
-  RedisProbe,
-  runPipelining,
-  runPrefix,
-  runRedisBroadcast,
-} from './redis-bench';
+} from './harness';
+import { BenchRedis, commandMix, type RedisDelta } from './redis';
+import { checkClients, type Phase, type PipelinePhase, Rig } from './rigs';
 
-/** What the product asks of the Redis store: this share of the in-process hub's delivered events/s. */
-const GOAL = { throughput: 0.7 };
+type Measured<P> = P & { redis: RedisDelta };
 
-const LABELS: Record<BroadcastVariant, string> = {
-  memory: '(h) createHub(), memory store, 1 server',
-  redis: '(r) redisStore, 2 servers (ioredis + node-redis)',
-};
-
-const broadcastRows: string[][] = [];
-const latencyRows: string[][] = [];
-const pipelineRows: string[][] = [];
-const goalLines: string[] = [];
-const notes: string[] = [];
-
-/** Section `redis`: the hub across two processes on one Redis against the in-process hub; pipelining. */
-export async function redisSection({ scale }: SectionConfig): Promise<void> {
-  const probe = await RedisProbe.connect(REDIS_URL);
-  if (typeof probe === 'string') {
-    log(`Redis store: skipped (${probe})`);
-    notes.push(`the Redis section was skipped: ${probe}`);
-    return;
-  }
-  const prefixes = {
-    broadcast: runPrefix(),
-    'redis-ioredis': runPrefix(),
-    'redis-node-redis': runPrefix(),
-  };
-  try {
-    await broadcastPart(probe, prefixes.broadcast, scale);
-    await pipelinePart(probe, prefixes, scale);
-  } finally {
-    await probe.forget(Object.values(prefixes)).catch((error: unknown) => {
-      notes.push(
-        `could not delete the run's keys (prefixes ${Object.values(prefixes).join(', ')}): ${error}`,
-      );
-    });
-    probe.close();
-  }
+export interface RedisContext extends SectionContext {
+  redis: BenchRedis;
 }
 
-async function broadcastPart(probe: RedisProbe, prefix: string, scale: number): Promise<void> {
-  const setup = {
-    clients: 1000,
-    rounds: 9,
-    events: Math.max(20, Math.round(150 * scale)),
-    pacedEvents: Math.max(5, Math.round(15 * scale)),
-    intervalMs: 100,
-    warmup: 50,
-    timeLimitMs: 60_000,
-  };
-  log(
-    `Redis store broadcast, ${setup.clients} clients, ${setup.rounds} rounds × (${setup.events} events at full speed + ${setup.pacedEvents} every ${setup.intervalMs} ms), in-process hub and Redis pair interleaved`,
-  );
-  const results = await runRedisBroadcast(probe, prefix, setup);
-  const base = results.get('memory');
-  broadcastRows.push([
-    'Hub across processes',
-    'clients',
-    'events',
-    'delivered/s',
-    'vs (h)',
-    'round ratios',
-    'server CPU µs/event',
-    'vs (h)',
-    'round ratios',
-    'publisher + follower µs/event',
-    'writes/delivery',
-    'busy',
-    'Redis CPU ms/s',
-    'Redis µs/publish over (h)',
-    'Redis µs/event over (h)',
-    'status',
-  ]);
-  latencyRows.push([
-    'Publish→receive',
-    'clients',
-    'paced events',
-    'p50 ms',
-    'p99 ms',
-    'vs (h)',
-    'round ratios',
-    'max ms',
-    'p99 ms full speed',
-    'vs (h)',
-    'status',
-  ]);
-  for (const [variant, result] of results) addBroadcastRows(LABELS[variant], result, base, setup);
-  const redis = results.get('redis');
-  if (base && redis) {
-    const ratios = broadcastRatios(redis, base);
-    const [speed, cpu, p99] = [ratios.speed, ratios.cpu, ratios.p99].map(medianOf);
-    goalLines.push(
-      `${setup.clients} clients: ${verdict('delivered events/s', speed, GOAL.throughput, true)}; server CPU per delivered event ${times(cpu)} (both processes, Redis not included); p99 latency (paced) ${times(p99)}`,
-    );
-  }
+/** n server processes on the Redis store, on ioredis and node-redis in turn. */
+const processes = (n: number) =>
+  Array.from({ length: n }, (_, i) => ['redis-ioredis', 'redis-node-redis'][i % 2]!);
+const env = (redis: BenchRedis) => ({ REDIS_URL: redis.url, BENCH_REDIS_PREFIX: BenchRedis.prefix() });
+/** A rig's phase with Redis's figures around it. */
+async function measured<P>(redis: BenchRedis, phase: () => Promise<P>): Promise<Measured<P>> {
+  const { value, redis: delta } = await redis.around(phase);
+  return { ...value, redis: delta };
 }
+const inOrder = (result: Phased<unknown>) => statusOf(result, 'every client got every event, in order');
 
-/**
- * Redis's CPU a variant's phase cost beyond the background: per round, its Redis CPU minus the rate
- * Redis burned during (h)'s phase of the same round (which sends nothing to Redis: other tests, the
- * idle readers' timeouts, Redis's own cron) over the phase's wall time.
- */
-function redisOverBackground(
-  phases: RedisPhase[],
-  base: RedisPhase[],
-): Array<{ perPublish: number; perEvent: number }> {
-  const over: Array<{ perPublish: number; perEvent: number }> = [];
-  phases.forEach((phase, i) => {
-    const basePhase = base[i];
-    if (!phase.ok || !basePhase?.ok) return;
-    const extra = phase.redisUs - (basePhase.redisUs / basePhase.wallUs) * phase.wallUs;
-    over.push({ perPublish: extra / phase.publishes, perEvent: extra / phase.deliveries });
+export async function pairSection({ scale, redis }: RedisContext): Promise<void> {
+  const [clients, rounds] = [1000, 9];
+  const events = Math.max(20, Math.round(150 * scale));
+  const paced = Math.max(5, Math.round(15 * scale));
+  log(`Redis pair, ${clients} clients, ${rounds} rounds × (${events} events + ${paced} every 100 ms)`);
+  const options = { clients, flags: ['count-writes'], warmup: 50 };
+  const rigs = [
+    { id: 'hub', rig: () => new Rig({ variants: ['hub'], ...options }) },
+    { id: 'pair', rig: () => new Rig({ variants: processes(2), env: env(redis), ...options }) },
+  ];
+  const results = await suite<Measured<Phase>>(rigs, rounds, async (rig) => {
+    const phases = { fast: await measured(redis, () => rig.phase({ count: events }, 60_000)) };
+    if (!phases.fast.ok) return phases;
+    return {
+      ...phases,
+      paced: await measured(redis, () => rig.phase({ count: paced, intervalMs: 100 }, 60_000)),
+    };
   });
-  return over;
+  const base = results.get('hub')?.phases ?? {};
+  type Row = [string, Phased<Measured<Phase>>];
+  const of = ([, r]: Row, value: (p: Measured<Phase>) => number | undefined) =>
+    pick(r.phases.fast ?? [], value);
+  const vs = ([, r]: Row, kind: string, value: (p: Phase) => number) =>
+    ratio(roundRatios(r.phases[kind] ?? [], base[kind] ?? [], value));
+  const row = newTable<Row>(
+    `(r): two server processes on the run's own Redis, the clients split between them; the ioredis one publishes,
+both fan out what their store's live reader (XREAD) hands them. One event per setImmediate turn, a drain check every
+16; paced: one every 100 ms. server CPU = both processes per delivered event. Redis CPU = INFO cpu (user + system)
+per published event; commands = INFO commandstats calls sent to Redis (not those inside scripts); the (h) row,
+which sends Redis nothing, shows the background (the other rig's idle readers).`,
+    [
+      [
+        'Hub across processes',
+        ([id]) => (id === 'hub' ? `${LABELS.hub}, memory store` : '(r) redisStore, 2 processes'),
+      ],
+      ['clients', () => `${clients}`],
+      ['delivered/s', (r) => thousands(of(r, (p) => p.deliveredPerSec))],
+      ['vs (h)', (r) => vs(r, 'fast', (p) => p.deliveredPerSec)],
+      ['server CPU µs/event', (r) => d2(of(r, (p) => p.cpuUsPerEvent))],
+      ['vs (h)', (r) => vs(r, 'fast', (p) => p.cpuUsPerEvent)],
+      [
+        'publisher + follower',
+        (r) =>
+          r[0] === 'hub'
+            ? '—'
+            : `${d2(of(r, (p) => p.serverUsPerEvent[0]))} + ${d2(of(r, (p) => p.serverUsPerEvent[1]))}`,
+      ],
+      ['writes/delivery', (r) => d2(of(r, (p) => p.handleWritesPerEvent))],
+      ['Redis CPU µs/publish', (r) => d1(of(r, (p) => p.redis.cpuUs / p.published))],
+      ['Redis commands/publish', (r) => d2(of(r, (p) => p.redis.calls / p.published))],
+      ['paced p99 ms', ([, r]) => ms(pick(r.phases.paced ?? [], (p) => p.p99Us))],
+      ['vs (h)', (r) => vs(r, 'paced', (p) => p.p99Us)],
+      ['status', ([, r]) => inOrder(r)],
+    ],
+  );
+  for (const entry of results) row(entry);
+  const pair = results.get('pair');
+  if (pair?.ok && base.fast) {
+    const speed = medianOf(roundRatios(pair.phases.fast ?? [], base.fast, (p) => p.deliveredPerSec));
+    reportNotes.push(`Redis pair: ${verdict('(r) delivered/s vs (h)', speed, '≥0.7')}`);
+  }
 }
 
-function addBroadcastRows(
-  label: string,
-  result: RedisBroadcastResult,
-  base: RedisBroadcastResult | undefined,
-  setup: BroadcastSetup,
-): void {
-  const fast = okPhases(result.throughput);
-  const ratios = broadcastRatios(result, base);
-  const redisOver = redisOverBackground(result.throughput, base?.throughput ?? []);
-  const publisher = pick(fast, (p) => p.publisherUsPerEvent);
-  const follower = pick(fast, (p) => p.followerUsPerEvent);
-  logBroadcast(label, result);
-  broadcastRows.push([
-    ...throughputCells(label, result, ratios, setup),
-    publisher === undefined ? '—' : `${publisher.toFixed(2)} + ${fixed(follower, 2)}`,
-    fixed(
-      pick(fast, (p) => p.handleWritesPerEvent),
-      2,
-    ),
-    fixed(
-      pick(fast, (p) => p.busy),
-      2,
-    ),
-    fixed(
-      pick(fast, (p) => (p.redisUs / p.wallUs) * 1000),
-      1,
-    ),
-    result === base ? '—' : fixed(medianOf(redisOver.map((r) => r.perPublish)), 1),
-    result === base ? '—' : fixed(medianOf(redisOver.map((r) => r.perEvent)), 3),
-    result.ok ? 'ok: every client got every event, in order' : `FAILED: ${result.reason}`,
-  ]);
-  latencyRows.push(latencyRow(label, result, ratios, setup));
-}
-
-async function pipelinePart(
-  probe: RedisProbe,
-  prefixes: Record<string, string>,
-  scale: number,
-): Promise<void> {
-  const options = {
-    subscribers: 2,
-    windows: [1, 16, 128],
-    count: Math.max(500, Math.round(5000 * scale)),
-    rounds: 7,
-    warmup: 200,
-    timeLimitMs: 30_000,
-  };
+export async function publishSection({ scale, redis }: RedisContext): Promise<void> {
+  const [windows, rounds] = [[1, 16, 128], 7];
+  const count = Math.max(500, Math.round(5000 * scale));
   log(
-    `Redis store publish pipelining, ${options.rounds} rounds × ${options.count} publishes at ${options.windows.join(', ')} in flight, ${options.subscribers} subscribers on the publisher, stores interleaved`,
+    `Publish, ${rounds} rounds × ${count} publishes at ${windows.join(', ')} in flight, stores interleaved`,
   );
-  const results = await runPipelining(probe, prefixes, options);
-  pipelineRows.push([
-    'Publish pipelining',
-    'in flight',
-    'publishes',
-    'publishes/s',
-    'vs 1 in flight',
-    'round ratios',
-    'vs memory',
-    'publisher CPU µs/publish',
-    'Redis CPU µs/publish',
-    'status',
-  ]);
-  const memory = results.get('hub');
-  for (const { id, label } of PIPELINE_VARIANTS) {
-    const result = results.get(id)!;
-    addPipelineRows(label, result, memory, options);
-  }
+  const stores: Record<string, string> = {
+    hub: 'memory store (in-process)',
+    'redis-ioredis': 'redisStore, ioredis',
+    'redis-node-redis': 'redisStore, node-redis',
+  };
+  const rigs = Object.keys(stores).map((id) => ({
+    id,
+    rig: () =>
+      new Rig({ variants: [id], clients: 2, warmup: 200, ...(id === 'hub' ? {} : { env: env(redis) }) }),
+  }));
+  const results = await suite<Measured<PipelinePhase>>(rigs, rounds, async (rig, round) => {
+    const phases: Record<string, Measured<PipelinePhase>> = {};
+    for (const window of round % 2 === 0 ? windows : [...windows].reverse()) {
+      phases[window] = await measured(redis, () => rig.pipeline(count, window, 30_000));
+      if (!phases[window].ok) break;
+    }
+    return phases;
+  });
+  type Row = { id: string; window: number; result: Phased<Measured<PipelinePhase>> };
+  const of = (r: Row, value: (p: Measured<PipelinePhase>) => number) =>
+    pick(r.result.phases[r.window] ?? [], value);
+  const speed = (p: PipelinePhase) => p.publishesPerSec;
+  const redisOnly = (r: Row, cell: string) => (r.id === 'hub' ? '—' : cell);
+  const row = newTable<Row>(
+    `One process publishes keeping K hub.publish() calls unanswered (a sliding window); publishes/s from the first
+publish to the last answer; its CPU per publish (its 2 subscribers' fan-out included). Redis CPU = INFO cpu of the
+run's own Redis per publish; command µs = INFO commandstats usec of the commands sent (a script's inner commands are
+inside its time). Ids must come back in publish order, every subscriber get every event, in order.`,
+    [
+      ['Publish', (r) => stores[r.id]!],
+      ['in flight', (r) => `${r.window}`],
+      ['publishes/s', (r) => thousands(of(r, speed))],
+      [
+        'vs 1 in flight',
+        (r) => ratio(roundRatios(r.result.phases[r.window] ?? [], r.result.phases[1] ?? [], speed)),
+      ],
+      [
+        'vs memory',
+        (r) =>
+          redisOnly(
+            r,
+            ratio(
+              roundRatios(r.result.phases[r.window] ?? [], results.get('hub')?.phases[r.window] ?? [], speed),
+            ),
+          ),
+      ],
+      ['publisher CPU µs/publish', (r) => d2(of(r, (p) => p.cpuUsPerPublish))],
+      ['Redis CPU µs/publish', (r) => redisOnly(r, d1(of(r, (p) => p.redis.cpuUs / count)))],
+      ['command µs/publish', (r) => redisOnly(r, d1(of(r, (p) => p.redis.usec / count)))],
+      ['commands/publish', (r) => redisOnly(r, d2(of(r, (p) => p.redis.calls / count)))],
+      ['status', (r) => statusOf(r.result, 'ids in order, every event at every subscriber')],
+    ],
+  );
+  for (const [id, result] of results) for (const window of windows) row({ id, window, result });
 }
 
-function addPipelineRows(
-  label: string,
-  result: PipelineResult,
-  memory: PipelineResult | undefined,
-  options: { windows: number[]; rounds: number; count: number },
-): void {
-  const single = result.phases.get(1) ?? [];
-  for (const window of options.windows) {
-    const phases = result.phases.get(window) ?? [];
-    const ok = okPhases(phases);
-    const speed = medianOf(ok.map((p) => p.publishesPerSec));
-    const againstOne = roundRatios(phases, single, (p) => p.publishesPerSec);
-    const againstMemory = roundRatios(phases, memory?.phases.get(window) ?? [], (p) => p.publishesPerSec);
-    const failed = phases.find((p) => !p.ok);
-    log(`  ${label}, ${window} in flight: ${thousands(speed)} publishes/s`);
-    pipelineRows.push([
-      label,
-      `${window}`,
-      `${phases.length}×${options.count}`,
-      thousands(speed),
-      times(medianOf(againstOne)),
-      spread(againstOne),
-      result.variant === 'hub' ? '1.00×' : times(medianOf(againstMemory)),
-      fixed(medianOf(ok.map((p) => p.cpuUsPerPublish)), 2),
-      fixed(medianOf(ok.map((p) => p.redisUsPerPublish)), 1),
-      failed
-        ? `FAILED: ${failed.reason}`
-        : result.ok
-          ? 'ok: ids in order, every subscriber got every event, in order'
-          : `FAILED: ${result.reason}`,
-    ]);
+export async function scaleoutSection({ scale, redis }: RedisContext): Promise<void> {
+  const [counts, clients, rounds, intervalMs] = [[1, 2, 4, 8], 200, 5, 20];
+  const events = Math.max(20, Math.round(100 * scale));
+  log(
+    `Scale-out, ${clients} clients over 1, 2, 4, 8 processes, ${rounds} rounds × ${events} events, ${intervalMs} ms apart`,
+  );
+  const rigs = counts.map((n) => ({
+    id: `${n}`,
+    rig: () => new Rig({ variants: processes(n), clients, env: env(redis), warmup: 20 }),
+  }));
+  const results = await suite<Measured<Phase>>(rigs, rounds, async (rig) => ({
+    paced: await measured(redis, () => rig.phase({ count: events, intervalMs }, 60_000)),
+  }));
+  type Row = [string, Phased<Measured<Phase>>];
+  const of = ([, r]: Row, value: (p: Measured<Phase>) => number) => pick(r.phases.paced ?? [], value);
+  const perPublish = (r: Row) => of(r, (p) => p.redis.cpuUs / p.published);
+  const mix = ([, r]: Row) => {
+    const ok = (r.phases.paced ?? []).filter((p) => p.ok);
+    return commandMix(
+      ok.map((p) => p.redis),
+      ok.reduce((sum, p) => sum + p.published, 0),
+    );
+  };
+  const row = newTable<Row>(
+    `N server processes (ioredis and node-redis in turn) on the run's own Redis, ${clients} clients split between them
+(few, so that 8 processes fit 2 cores), one topic; the first process publishes one event every ${intervalMs} ms, so every
+live reader wakes for every event. Redis CPU = INFO cpu per published event (its cron included); commands and their
+µs from INFO commandstats (the commands sent; a script counted once).`,
+    [
+      ['Scale-out', ([n]) => `${n} process${n === '1' ? '' : 'es'}`],
+      ['clients', () => `${clients}`],
+      ['events', () => `${rounds}×${events}`],
+      ['Redis CPU µs/publish', (r) => d1(perPublish(r))],
+      [
+        'vs 1 process',
+        ([, r]) =>
+          ratio(
+            roundRatios(r.phases.paced ?? [], results.get('1')?.phases.paced ?? [], (p) => p.redis.cpuUs),
+          ),
+      ],
+      ['command µs/publish', (r) => d1(of(r, (p) => p.redis.usec / p.published))],
+      ['commands/publish', (r) => `${d2(of(r, (p) => p.redis.calls / p.published))} (${mix(r)})`],
+      ['server CPU µs/event', (r) => d2(of(r, (p) => p.cpuUsPerEvent))],
+      ['p99 ms', (r) => ms(of(r, (p) => p.p99Us))],
+      ['status', ([, r]) => inOrder(r)],
+    ],
+  );
+  const fit: Array<[number, number]> = [];
+  for (const entry of results) {
+    row(entry);
+    const perEvent = perPublish(entry);
+    if (entry[1].ok && perEvent !== undefined) fit.push([Number(entry[0]), perEvent]);
   }
+  if (fit.length < 2) return;
+  // least squares: Redis CPU per published event ≈ a + b × processes
+  const mean = (f: (p: [number, number]) => number) => fit.reduce((s, p) => s + f(p), 0) / fit.length;
+  const [mx, my] = [mean((p) => p[0]), mean((p) => p[1])];
+  const b = mean((p) => (p[0] - mx) * (p[1] - my)) / mean((p) => (p[0] - mx) ** 2);
+  reportNotes.push(
+    `scale-out: Redis CPU per published event ≈ ${d0(my - b * mx)} µs + ${d0(b)} µs × processes (least squares)`,
+  );
 }
 
-/** The Redis section's tables and notes, as far as it ran. */
-export function redisReport(): string[] {
-  const out: string[] = [];
-  out.push(
-    ...tableWithNotes(broadcastRows, [
-      '(h): one server process holds every client, on the memory store. (r): two server processes on one Redis, the clients',
-      "split between them; the ioredis one publishes, both fan out what their store's live reader (XREAD) hands them.",
-      "Both publish one event per setImmediate turn with a drain check every 16 events (the hub section's pace), on the",
-      "publishing process's own sockets. delivered/s = clients × events / wall time from the first publish to the last event",
-      'at the last client. server CPU = user + system of the server process(es) per delivered event: for (r) the sum of',
-      'both ("publisher + follower" splits it). Redis CPU = used_cpu_sys + used_cpu_user from INFO cpu around the phase',
-      '(the whole Redis, so other tests using it count too: the (h) row, whose phases send nothing to Redis, shows that',
-      'background). busy = server CPU / wall (up to 2 for (r), two processes on 2 cores shared with Redis and the client).',
-      "Ratios are per round against (h)'s phase of the same round; medians, with their spread.",
-    ]),
+export async function stormSection({ scale, redis }: RedisContext): Promise<void> {
+  const servers = 4;
+  const clients = Math.max(400, Math.round((4000 * Math.min(1, scale)) / 4) * 4);
+  const [first, second, rounds, spreadMs] = [25, 25, 3, 1000];
+  log(`Reconnect storm, ${clients} clients over ${servers} processes, ${rounds} rounds`);
+  type Row = {
+    label: string;
+    missed: string;
+    redis: RedisDelta;
+    base: RedisDelta;
+    spanMs?: number;
+    status: string;
+  };
+  const row = newTable<Row>(
+    `${clients} clients over ${servers} processes (ioredis and node-redis in turn) on the run's own Redis. Each round the first half
+drops, ${first} events are published, the second half drops, ${second} more; then all reconnect with their Last-Event-ID,
+started within ${spreadMs} ms, so the first half misses ${first + second} events and the second ${second}. Redis figures from
+INFO cpu and commandstats, from the first reconnect to the last event replayed; "first connect": the same clients
+connecting anew at the start. exact = each client got exactly what it missed (the count, in publish order, no
+reset), none closed.`,
+    [
+      ['Reconnect storm', (r) => r.label],
+      ['clients', () => `${clients}`],
+      ['missed', (r) => r.missed],
+      ['Redis commands/client', (r) => d2(r.redis.calls / clients)],
+      ['vs first connect', (r) => d2(r.redis.calls / r.base.calls)],
+      ['Redis CPU ms', (r) => d1(r.redis.cpuUs / 1000)],
+      ['Redis CPU µs/client', (r) => d1(r.redis.cpuUs / clients)],
+      ['vs first connect', (r) => d2(r.redis.cpuUs / r.base.cpuUs)],
+      ['command µs/client', (r) => d1(r.redis.usec / clients)],
+      ['reconnected in ms', (r) => d0(r.spanMs)],
+      ['status', (r) => `${r.status} (${commandMix([r.redis], clients)})`],
+    ],
   );
-  out.push(
-    ...tableWithNotes(latencyRows, [
-      'Latency = receive time at the client − publish time stamped in the event by the publishing process (CLOCK_MONOTONIC,',
-      'shared by every process of the machine), every event at every client. For (r) it includes the Lua publish, the',
-      "live readers' XREAD wake-up and each process's fan-out to its half of the clients. Lower is better.",
-    ]),
-  );
-  if (goalLines.length > 0) {
-    out.push(`Redis store goal against (h): ≥ ${GOAL.throughput.toFixed(2)}× delivered events/s:`);
-    for (const line of goalLines) out.push(`  ${line}`);
-    out.push('');
+  const rig = new Rig({ variants: processes(servers), clients, env: env(redis), warmup: 20, trackIds: true });
+  const client = () => rig.client!;
+  try {
+    const { redis: base } = await redis.around(() => rig.connect());
+    await rig.warm();
+    row({ label: 'first connect', missed: '0', redis: base, base, status: 'ok' });
+    const publish = (count: number) =>
+      rig.servers[0]!.request({ type: 'run', count, timeLimitMs: 10_000 }, 'sent', 15_000);
+    for (let round = 0; round < rounds; round++) {
+      await client().request({ type: 'drop', from: 0, to: clients / 2 }, 'dropped', 10_000);
+      await publish(first);
+      await client().request({ type: 'drop', from: clients / 2, to: clients }, 'dropped', 10_000);
+      await publish(second);
+      rig.delivered += first + second;
+      const tag = `storm${round}`;
+      const { value, redis: storm } = await redis.around(async () => {
+        await client().request({ type: 'expect', tag, total: clients * rig.delivered }, 'expecting', 5_000);
+        const resumed = await client().request(
+          { type: 'resume', groups: rig.shares, spreadMs },
+          'resumed',
+          spreadMs + 30_000,
+        );
+        await client()
+          .waitFor('reached', 30_000, (m) => m.tag === tag)
+          .catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 30)); // late or duplicate bytes would show
+        return { resumed, status: await client().request({ type: 'status' }, 'status', 10_000) };
+      });
+      const { resumed, status } = value;
+      const problems = [
+        checkClients(status, rig.delivered),
+        status.resets ? `${status.resets} resets` : undefined,
+        resumed.failures ? `${resumed.failures} reconnects failed` : undefined,
+      ].filter(Boolean);
+      const spanMs = ((resumed.lastHeadUs as number) - (resumed.startedUs as number)) / 1000;
+      const ok = problems.length === 0;
+      log(
+        `  round ${round + 1}: ${d2(storm.calls / clients)} commands/client, ${ok ? 'exact' : problems.join('; ')}`,
+      );
+      row({
+        label: `storm, round ${round + 1}`,
+        missed: `${second}–${first + second}`,
+        redis: storm,
+        base,
+        spanMs,
+        status: ok ? 'ok: exact' : `FAILED: ${problems.join('; ')}`,
+      });
+      if (!ok) break;
+    }
+  } catch (error) {
+    reportNotes.push(`the storm failed: ${firstLine(error)}`);
+  } finally {
+    rig.close();
   }
-  out.push(
-    ...tableWithNotes(pipelineRows, [
-      'One server process publishes with a sliding window of K hub.publish() calls unanswered at once; publishes/s = publishes',
-      "/ wall time from the first publish to the last answer; CPU = that process per publish (its 2 subscribers' fan-out",
-      'included); Redis CPU from INFO cpu. Each store has its own topic: the ids must come back numbered in publish order,',
-      'and each subscriber must get every event, in order. "vs 1 in flight": per round against the same store with one in',
-      'flight; "vs memory": per round against the memory store at the same window.',
-    ]),
-  );
-  for (const note of notes) out.push(`Note: ${note}`);
-  return out;
 }
