@@ -1,4 +1,7 @@
 import diagnostics from 'node:diagnostics_channel';
+import http from 'node:http';
+import net from 'node:net';
+import express from 'express';
 import {
   createHub,
   type EventsListener,
@@ -9,8 +12,10 @@ import {
   HubStoreError,
   memoryStore,
   type ResetReason,
+  sseChannel,
 } from '../lib';
 import { dataOf, hubsClosedAfterEach, parseEvents, publishMany, range, serveHub } from './helpers/hub-server';
+import { listen } from './helpers/servers';
 import { collectEvents, RawSseClient } from './helpers/sse-client';
 import { forwarding } from './helpers/store-doubles';
 import { sleep, trackTimers, until, untilStable } from './helpers/wait';
@@ -401,6 +406,37 @@ describe('createHub(options?)', () => {
       const seen = dataOf(slow).length;
       await until(() => dataOf(again).length === 400 - seen, 'the rest, after resuming', 10_000);
       expect([...dataOf(slow), ...dataOf(again)].map((d) => d.split(':')[0])).toEqual(range(1, 400));
+    });
+
+    it("writes nothing after the app's own res.end(), even in the same tick: the connection's next response is intact", async () => {
+      const hub = hubOf();
+      const app = express();
+      app.use(sseChannel({ retryMs: null, heartbeatMs: null }));
+      app.get('/feed', (req, res) => {
+        res.sse(hub.subscribe('t', req));
+        // the app ends the stream itself (its own timeout, say) just as an event is fanned out
+        setTimeout(() => {
+          void hub.publish('t', { event: 'msg', data: 'in flight' });
+          res.end();
+          void hub.publish('t', { event: 'msg', data: 'after the end' });
+        }, 50);
+      });
+      app.get('/next', (_req, res) => res.send('next'));
+      const { port } = await listen(http.createServer(app));
+      const socket = net.connect(port, '127.0.0.1');
+      let received = '';
+      socket.on('data', (data: Buffer) => {
+        received += data.toString('latin1');
+      });
+      socket.write('GET /feed HTTP/1.1\r\nHost: x\r\n\r\n');
+      await until(() => received.includes('\r\n0\r\n\r\n'), 'the end of the stream');
+      await untilStable(() => received.length, 'nothing more');
+      expect(received.endsWith('\r\n0\r\n\r\n')).toBe(true);
+      socket.write('GET /next HTTP/1.1\r\nHost: x\r\n\r\n');
+      await until(() => received.endsWith('next'), 'the next response');
+      const next = received.slice(received.indexOf('\r\n0\r\n\r\n') + 7);
+      expect(next).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      socket.destroy();
     });
 
     it('paces a burst bigger than bufferBytes to a client that keeps up from the log, instead of closing it as slow', async () => {

@@ -1,4 +1,3 @@
-import { OutgoingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { type Deferred, deferred } from '../core/deferred';
 import type { ResponseLike } from '../core/response';
@@ -13,25 +12,24 @@ import type { SseCloseReason } from './types';
 export type SseChunk = string | EncodedEvent;
 
 /**
- * `writableEnded` read through its own getter: the plain property read is slow on Express's
- * re-prototyped `res` (a long, megamorphic prototype chain), and this runs on every framed write.
- */
-const writableEnded = Object.getOwnPropertyDescriptor(OutgoingMessage.prototype, 'writableEnded')!.get as (
-  this: ResponseLike,
-) => boolean;
-
-/**
  * The bytes of one SSE response: its head, the one write path — each chunk framed straight onto the
  * socket where that is byte for byte what `res.write` would send (see {@link directSocket}),
  * `res.write` everywhere else — and the one drain wait, on whichever of the two it writes to.
  */
 export class SseWriter {
   readonly response: ResponseWriter;
-  /** Set once the head is out, where each chunk may go to the socket as one framed chunk. */
+  /**
+   * Set once the head is out, where each chunk may go to the socket as one framed chunk; unset at once
+   * when the app ends the response itself (`'prefinish'`, which `res.end()` emits before it returns
+   * when nothing of the response's own is queued — the case on this path): a chunk after its final one
+   * would corrupt the next response on the connection. Watching for that costs each write nothing.
+   */
   #socket: Socket | undefined;
   #headSent = false;
   /** While backed up: resolves `true` on `'drain'`, `false` once the stream is released. */
   #drain: Deferred<boolean> | undefined;
+  /** The socket whose `'drain'` that wait listens for (the framed path's), to let go of it. */
+  #drainOn: Socket | undefined;
 
   constructor(res: ResponseLike) {
     this.response = new ResponseWriter(res);
@@ -69,18 +67,19 @@ export class SseWriter {
     this.#headSent = true;
     writeSseHead(this.res, headers);
     this.#socket = directSocket(this.res);
+    if (this.#socket !== undefined) this.res.once('prefinish', this.#endedElsewhere);
     return true;
   }
 
   /**
    * Writes one chunk now; `false` means the client is backed up ({@link drained} tells when it is
-   * not). On the framed path a chunk after the app's own `res.end()` would corrupt the next response
-   * on the connection: such a write goes to the response writer, which refuses it and notices the end.
+   * not). Off the framed path — after the app's own `res.end()` too — it goes to the response writer,
+   * which refuses a write after the end and notices it.
    */
   write(chunk: SseChunk): boolean {
     const socket = this.#socket;
     const belowHighWaterMark =
-      socket !== undefined && !writableEnded.call(this.res)
+      socket !== undefined
         ? socket.write(typeof chunk === 'string' ? frameChunk(chunk) : framedBytes(chunk))
         : this.response.write(typeof chunk === 'string' ? chunk : chunk.bytes);
     if (!belowHighWaterMark && !this.response.gone) this.#backUp();
@@ -121,8 +120,7 @@ export class SseWriter {
 
   /** Lets go of the socket: a pending drain wait resolves `false`. */
   release(): void {
-    this.#socket?.off('drain', this.#drained);
-    this.#socket = undefined;
+    this.#endedElsewhere();
     this.#drained();
   }
 
@@ -130,11 +128,21 @@ export class SseWriter {
   #backUp(): void {
     if (this.#drain !== undefined) return;
     this.#drain = deferred();
-    if (this.#socket !== undefined) this.#socket.once('drain', this.#drained);
+    this.#drainOn = this.#socket;
+    if (this.#drainOn !== undefined) this.#drainOn.once('drain', this.#drained);
     else void this.response.drained().then(this.#drained);
   }
 
+  /** Off the framed path for good: the response is ending (by the app, or by {@link release}). */
+  readonly #endedElsewhere = (): void => {
+    if (this.#socket === undefined) return;
+    this.#socket = undefined;
+    this.res.off('prefinish', this.#endedElsewhere);
+  };
+
   readonly #drained = (): void => {
+    this.#drainOn?.off('drain', this.#drained);
+    this.#drainOn = undefined;
     const drain = this.#drain;
     this.#drain = undefined;
     drain?.resolve(!this.response.gone);
