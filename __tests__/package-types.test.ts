@@ -9,6 +9,7 @@ import {
   scratchDir,
   unpackInto,
 } from './helpers/package';
+import { readmeBlocks } from './helpers/readme';
 
 /**
  * A CommonJS app's TypeScript (no `"type": "module"`) using both entry points, as the packed package
@@ -56,9 +57,16 @@ let app: string | undefined;
 beforeAll(async () => {
   app = scratchDir('types');
   await unpackInto(await packTarball(app), app);
-  linkDependencies(app, ['@types', 'express', 'ioredis']);
+  linkDependencies(app, { '@types': '@types', express: 'express', ioredis: 'ioredis' });
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'legacy-app', private: true }));
   fs.writeFileSync(path.join(app, 'app.ts'), CONSUMER);
+  // the README's TypeScript examples, compiled as an app's own files
+  const examples = readmeBlocks()
+    .filter((block) => block.role === 'typecheck')
+    .map((block) => {
+      fs.writeFileSync(path.join(app!, `readme-${block.line}.ts`), block.code);
+      return `readme-${block.line}.ts`;
+    });
   for (const [name, resolution] of Object.entries(RESOLUTIONS)) {
     // what `tsc --init` writes, with a target that has #private fields (ES5 has none)
     const compilerOptions = {
@@ -72,7 +80,7 @@ beforeAll(async () => {
     };
     fs.writeFileSync(
       path.join(app, `tsconfig.${name}.json`),
-      JSON.stringify({ compilerOptions, files: ['app.ts'] }),
+      JSON.stringify({ compilerOptions, files: ['app.ts', ...examples] }),
     );
   }
   // one process for the three projects: they share what they parse
@@ -100,7 +108,7 @@ function tsc(cwd: string, args: string[]): Promise<string> {
 
 describe('the packed package, type-checked by a CommonJS TypeScript app', () => {
   it.each(Object.keys(RESOLUTIONS))(
-    'compiles imports of express-streaming and express-streaming/redis under %s resolution',
+    "compiles imports of express-streaming and express-streaming/redis, and the README's TypeScript, under %s resolution",
     (name) => {
       expect(printed[name]).toBeDefined();
       expect(printed[name]!.match(/error TS\d+.*/g) ?? []).toEqual([]);

@@ -35,11 +35,21 @@ export async function unpackInto(tarball: string, app: string): Promise<void> {
   await run('tar', ['xzf', tarball, '-C', target, '--strip-components=1']);
 }
 
-/** Makes the repository's installed `names` (`express`, `@types`…) resolvable from `app` too. */
-export function linkDependencies(app: string, names: readonly string[]): void {
-  for (const name of names) {
+/**
+ * Makes packages installed in the repository resolvable from `app` as a user's install would: each
+ * `name: installed` links `app/node_modules/<name>` to the repository's `node_modules/<installed>`
+ * (`{ express: 'express4' }` gives the app Express 4).
+ */
+export function linkDependencies(app: string, links: Record<string, string>): void {
+  for (const [name, installed] of Object.entries(links)) {
     const link = path.join(app, 'node_modules', name);
     fs.mkdirSync(path.dirname(link), { recursive: true });
-    fs.symlinkSync(path.join(ROOT, 'node_modules', name), link, 'dir');
+    fs.symlinkSync(path.join(ROOT, 'node_modules', installed), link, 'dir');
   }
+}
+
+/** The repository itself as `app/node_modules/express-streaming`: resolved by its name, through `exports`, to `dist/`. */
+export function linkPackage(app: string): void {
+  fs.mkdirSync(path.join(app, 'node_modules'), { recursive: true });
+  fs.symlinkSync(ROOT, path.join(app, 'node_modules', 'express-streaming'), 'dir');
 }
