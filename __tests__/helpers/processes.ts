@@ -45,16 +45,23 @@ export interface HubProcess {
   kill(): void;
 }
 
-/** Starts `__tests__/fixtures/redis/hub-server.mjs` on `client` in its own process (the built package, by its name). */
+/** The one process of a multi-process deployment the tests start (copied into fresh apps by the install test). */
+export const HUB_SERVER = path.join(__dirname, '..', 'fixtures', 'redis', 'hub-server.cjs');
+
+/**
+ * Starts the hub server (`script`: the fixture, or a copy of it in an app of its own) on `client` in its
+ * own process, with the package by its name.
+ */
 export async function startHubProcess(
   client: RedisClientPackage,
   redisUrl: string,
   prefix: string,
+  script = HUB_SERVER,
 ): Promise<HubProcess> {
-  const { child, printed } = spawnNode(
-    [path.join(__dirname, '..', 'fixtures', 'redis', 'hub-server.mjs'), client.module, redisUrl, prefix],
-    { ...process.env, NODE_OPTIONS: '' },
-  );
+  const { child, printed } = spawnNode([script, client.module, redisUrl, prefix], {
+    ...process.env,
+    NODE_OPTIONS: '',
+  });
   started.add(child);
   await until(
     () => printed.stdout.includes('\n') || child.exitCode !== null,
