@@ -9,7 +9,7 @@ import {
   scratchDir,
   unpackInto,
 } from './helpers/package';
-import { readmeBlocks } from './helpers/readme';
+import { importsOf, readmeBlocks } from './helpers/readme';
 
 /**
  * A CommonJS app's TypeScript (no `"type": "module"`) using both entry points, as the packed package
@@ -57,30 +57,30 @@ let app: string | undefined;
 beforeAll(async () => {
   app = scratchDir('types');
   await unpackInto(await packTarball(app), app);
-  linkDependencies(app, { '@types': '@types', express: 'express', ioredis: 'ioredis' });
   fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'legacy-app', private: true }));
   fs.writeFileSync(path.join(app, 'app.ts'), CONSUMER);
-  // the README's TypeScript examples, compiled as an app's own files
-  const examples = readmeBlocks()
-    .filter((block) => block.role === 'typecheck')
-    .map((block) => {
-      fs.writeFileSync(path.join(app!, `readme-${block.line}.ts`), block.code);
-      return `readme-${block.line}.ts`;
-    });
+  // the README's TypeScript, compiled as an app's own files, with what it imports installed beside
+  const examples = readmeBlocks().filter((block) => block.lang === 'ts');
+  for (const block of examples) fs.writeFileSync(path.join(app, `readme-${block.line}.ts`), block.code);
+  const installed = new Set(['@types', 'express', 'ioredis', ...examples.flatMap((b) => importsOf(b.code))]);
+  installed.delete('express-streaming');
+  linkDependencies(app, Object.fromEntries([...installed].map((name) => [name, name])));
   for (const [name, resolution] of Object.entries(RESOLUTIONS)) {
-    // what `tsc --init` writes, with a target that has #private fields (ES5 has none)
+    // what `tsc --init` writes, with a target that has #private fields (ES5 has none), and the
+    // decorators NestJS uses
     const compilerOptions = {
       strict: true,
       esModuleInterop: true,
       skipLibCheck: true,
       target: 'es2019',
+      experimentalDecorators: true,
       types: ['node'],
       noEmit: true,
       ...resolution,
     };
     fs.writeFileSync(
       path.join(app, `tsconfig.${name}.json`),
-      JSON.stringify({ compilerOptions, files: ['app.ts', ...examples] }),
+      JSON.stringify({ compilerOptions, files: ['app.ts', ...examples.map((b) => `readme-${b.line}.ts`)] }),
     );
   }
   // one process for the three projects: they share what they parse

@@ -9,7 +9,7 @@ import { findChromium, requireComponent } from './helpers/components';
 import { parseEvents } from './helpers/hub-server';
 import { linkDependencies, linkPackage, removeScratch, scratchDir } from './helpers/package';
 import { type Printed, spawnNode } from './helpers/processes';
-import { type ReadmeBlock, RUNNABLE_LANGS, readmeBlocks } from './helpers/readme';
+import { importsOf, type ReadmeBlock, RUNNABLE_LANGS, readmeBlocks } from './helpers/readme';
 import { REDIS_URL, redisAnswers, uniquePrefix } from './helpers/redis';
 import { closeAll, express4Framework, httpGet, rawRequest } from './helpers/servers';
 import { RawSseClient } from './helpers/sse-client';
@@ -53,11 +53,11 @@ afterAll(async () => {
 });
 
 /** The block's source as a file of its own program (an `in-app` block appended to the first example). */
-function programOf(block: ReadmeBlock): { file: string; source: string } {
+function programOf(block: ReadmeBlock): { file: string; source: string; code: string } {
   const code =
     block.role === 'in-app' ? `${named.get('quickstart')!.code}\n\n${block.code}\n` : `${block.code}\n`;
-  if (block.lang === 'mjs') return { file: 'main.mjs', source: code };
-  if (block.lang === 'js') return { file: 'main.cjs', source: code };
+  if (block.lang === 'mjs') return { file: 'main.mjs', source: code, code };
+  if (block.lang === 'js') return { file: 'main.cjs', source: code, code };
   const compiled = ts.transpileModule(code, {
     compilerOptions: {
       module: ts.ModuleKind.CommonJS,
@@ -67,12 +67,12 @@ function programOf(block: ReadmeBlock): { file: string; source: string } {
       emitDecoratorMetadata: true,
     },
   });
-  return { file: 'main.cjs', source: compiled.outputText };
+  return { file: 'main.cjs', source: compiled.outputText, code };
 }
 
 /** Whether a block is an Express app (run on Express 4 and 5) rather than one of a framework of its own. */
 const usesExpress = (block: ReadmeBlock) =>
-  block.role === 'in-app' || /from 'express'|require\('express'\)/.test(block.code);
+  block.role === 'in-app' || /^import (?!type )[^;]*from 'express'|require\('express'\)/m.test(block.code);
 
 /**
  * Runs the program of a block in its own directory and process, as a user's app: `express` is the
@@ -80,11 +80,16 @@ const usesExpress = (block: ReadmeBlock) =>
  */
 async function start(block: ReadmeBlock, express: 'express' | 'express4'): Promise<Program> {
   const dir = scratchDir(`readme-${block.name}`);
+  const { file, source, code } = programOf(block);
+  // what a user's install would hold: the package, and each package the program imports
   linkPackage(dir);
-  linkDependencies(dir, { express, ioredis: 'ioredis', redis: 'redis' });
+  const imports = importsOf(code).filter((name) => name !== 'express-streaming');
+  linkDependencies(
+    dir,
+    Object.fromEntries(imports.map((name) => [name, name === 'express' ? express : name])),
+  );
   fs.mkdirSync(path.join(dir, 'data'));
   for (const [name, text] of Object.entries(DATA)) fs.writeFileSync(path.join(dir, 'data', name), text);
-  const { file, source } = programOf(block);
   fs.writeFileSync(path.join(dir, file), source);
   const { child, printed, exited } = spawnNode(['--require', PRELOAD, path.join(dir, file)], {
     ...process.env,
@@ -218,21 +223,38 @@ const CHECKS: Record<string, (program: Program) => Promise<void>> = {
     expect((await httpGet(`${program.url}/users`)).status).toBe(500);
   },
 
-  'redis-ioredis': resumesOnRedis,
-  'redis-node-redis': resumesOnRedis,
+  'redis-ioredis': (program) => resumes(program, '/feed'),
+  'redis-node-redis': (program) => resumes(program, '/feed'),
+  // Nest answers a POST with 201
+  nest: (program) => resumes(program, '/news', 201),
+
+  async fastify(program) {
+    const rows = await httpGet(`${program.url}/rows`);
+    expect([rows.status, rows.headers['content-type'], rows.complete, rows.body.toString()]).toEqual([
+      200,
+      'application/x-ndjson',
+      true,
+      '{"id":1}\n{"id":2}\n{"id":3}\n',
+    ]);
+    await resumes(program, '/feed');
+  },
 };
 
-/** A Redis block: a subscriber gets what is published, and one resuming from its id gets what it missed. */
-async function resumesOnRedis(program: Program): Promise<void> {
-  const topic = uniquePrefix();
-  const first = sseClient(program, `/feed/${topic}`);
+/**
+ * A block whose `<route>/:topic` subscribes (GET) and publishes (POST): a subscriber gets what is
+ * published, and one resuming from its id gets exactly what it missed. The topic is the test's own (a
+ * Redis block shares its Redis with other runs).
+ */
+async function resumes(program: Program, route: string, status = 200): Promise<void> {
+  const topic = `${route}/${uniquePrefix()}`;
+  const first = sseClient(program, topic);
   await first.waitFor((body) => body.includes('id: '), 'the id of the head');
-  const id = await post(program, `/feed/${topic}`, { n: 1 });
+  const id = await post(program, topic, { n: 1 }, status);
   await first.waitFor((body) => body.includes('data: {"n":1}'), 'the first event');
   first.close();
-  await post(program, `/feed/${topic}`, { n: 2 });
-  await post(program, `/feed/${topic}`, { n: 3 });
-  const again = sseClient(program, `/feed/${topic}`, { 'Last-Event-ID': id });
+  await post(program, topic, { n: 2 }, status);
+  await post(program, topic, { n: 3 }, status);
+  const again = sseClient(program, topic, { 'Last-Event-ID': id });
   await again.waitFor((body) => body.includes('data: {"n":3}'), 'what it missed');
   expect(parseEvents(again.body).events.map((e) => e.data)).toEqual(['{"n":2}', '{"n":3}']);
 }

@@ -9,7 +9,8 @@ import path from 'node:path';
  * - `js in-app=<name>`: a part of the first example's app (it uses that example's `express`, `app` and
  *   `hub`, and declares everything else it uses), run appended to it.
  * - `html page=<name>`: a page opened in Chromium from the origin of the program of block `<name>`.
- * - `ts typecheck`: compiled against the packed package (the types test), not run.
+ * - `ts typecheck`: only type-checked, as every `ts` block is, against the packed package (the types
+ *   test).
  *
  * A block of another language (`sh`, `nginx`) is not run.
  */
@@ -47,4 +48,18 @@ export function readmeBlocks(text = fs.readFileSync(README, 'utf8')): ReadmeBloc
     i = end;
   }
   return blocks;
+}
+
+/** The packages a block's code imports or requires (of its `in-app` base too, when given the whole program). */
+export function importsOf(code: string): string[] {
+  const specifiers = [...code.matchAll(/(?:from |import |require\()'([^'.][^']*)'/g)].map((m) => m[1]!);
+  const packages = specifiers
+    .filter((s) => !s.startsWith('node:'))
+    .map((s) =>
+      s
+        .split('/')
+        .slice(0, s.startsWith('@') ? 2 : 1)
+        .join('/'),
+    );
+  return [...new Set(packages)];
 }
