@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import request from 'supertest';
 import ts from 'typescript';
 import { createHub } from '../lib';
+import { launchChromium } from './helpers/browser';
 import { findChromium, requireComponent } from './helpers/components';
 import { parseEvents } from './helpers/hub-server';
 import { linkDependencies, linkPackage, removeScratch, scratchDir } from './helpers/package';
@@ -313,17 +314,7 @@ describe('README.md code blocks', () => {
   browser.describe(`pages, in headless Chromium${browser.label}`, () => {
     let instance: Browser;
     beforeAll(async () => {
-      instance = await chromium.launch({
-        executablePath: chromiumPath,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--no-first-run',
-          '--disable-background-networking',
-        ],
-        timeout: 15_000,
-      });
+      instance = await launchChromium(chromiumPath);
     });
     afterAll(() => instance?.close());
 
