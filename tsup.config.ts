@@ -1,8 +1,6 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  // An entry here is also one `exports` entry and one `typesVersions` line in package.json (the types
-  // TypeScript's node10 resolution finds, as it reads no `exports`), and its files in BUILD_OUTPUTS.
   entry: { index: 'lib/index.ts', redis: 'lib/redis/index.ts' },
   format: ['esm', 'cjs'],
   // Entry points share chunks instead of each bundling its own copy of a class, so `instanceof` and

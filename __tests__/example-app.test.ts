@@ -16,8 +16,7 @@ import { sleep, until } from './helpers/wait';
 const ROOT = path.join(__dirname, '..');
 const EXAMPLE = path.join(ROOT, 'example-app');
 const DOWNLOAD_BYTES = 32 * 1024 * 1024;
-const chromiumPath = findChromium();
-const browser = requireComponent('chromium', chromiumPath !== undefined, 'REQUIRE_BROWSER');
+const browser = requireComponent('chromium', findChromium() !== undefined, 'REQUIRE_BROWSER');
 const redis = requireComponent(`Redis at ${REDIS_URL}`, redisAnswers(), 'REQUIRE_REDIS');
 
 const apps: ExampleApp[] = [];
@@ -223,7 +222,7 @@ redis.describe(`the example app on the Redis store, in two processes (WORKERS=2)
   browser.describe(`the demo page${browser.label}`, () => {
     it('shows the clean-up evidence of the process that served the feed, whichever one it was', async () => {
       const workers = await startTwoWorkers();
-      const instance = await launchChromium(chromiumPath);
+      const instance = await launchChromium();
       try {
         const page = await instance.newPage();
         await page.goto(`${workers.url}/`);
@@ -273,7 +272,7 @@ function metric(text: string, series: string): number {
 browser.describe(`the demo page in headless Chromium${browser.label}`, () => {
   it('shows every capability working', async () => {
     const { app, url } = await startExample();
-    const instance = await launchChromium(chromiumPath);
+    const instance = await launchChromium();
     try {
       const context = await instance.newContext({
         acceptDownloads: true,

@@ -24,8 +24,7 @@ import { until, untilAsync } from './helpers/wait';
 const blocks = readmeBlocks();
 const named = new Map(blocks.filter((b) => b.role === 'run' || b.role === 'in-app').map((b) => [b.name!, b]));
 const pages = blocks.filter((b) => b.role === 'page');
-const chromiumPath = findChromium();
-const browser = requireComponent('chromium', chromiumPath !== undefined, 'REQUIRE_BROWSER');
+const browser = requireComponent('chromium', findChromium() !== undefined, 'REQUIRE_BROWSER');
 const redis = requireComponent(`Redis at ${REDIS_URL}`, redisAnswers(), 'REQUIRE_REDIS');
 const PRELOAD = path.join(__dirname, 'fixtures', 'readme', 'listen-anywhere.cjs');
 
@@ -314,7 +313,7 @@ describe('README.md code blocks', () => {
   browser.describe(`pages, in headless Chromium${browser.label}`, () => {
     let instance: Browser;
     beforeAll(async () => {
-      instance = await launchChromium(chromiumPath);
+      instance = await launchChromium();
     });
     afterAll(() => instance?.close());
 

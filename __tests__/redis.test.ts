@@ -278,7 +278,7 @@ redis.describe.each(REDIS_CLIENTS)(
         closers.push(() => clearInterval(polling));
         await until(() => connections >= 2, "the app's client back", 5000);
         // a reader connection left trying would be back within its 50 ms retry
-        expect(await untilStable(() => connections, 'the connections to settle', { quietMs: 500 })).toBe(2);
+        expect(await untilStable(() => connections, 'the connections to settle', { quietMs: 300 })).toBe(2);
       });
 
       it('delivers, once Redis answers again after hanging, every event it took, with nothing lost', async () => {

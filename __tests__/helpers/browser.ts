@@ -1,9 +1,10 @@
 import { type Browser, chromium } from 'playwright-core';
+import { findChromium } from './components';
 
-/** Headless Chromium (Debian's `chromium`, through playwright-core) as every browser test starts it. */
-export function launchChromium(executablePath: string | undefined): Promise<Browser> {
+/** Debian's Chromium, headless, as every page test runs it (skip such tests with `requireComponent`). */
+export function launchChromium(): Promise<Browser> {
   return chromium.launch({
-    executablePath,
+    executablePath: findChromium(),
     args: [
       '--headless',
       '--no-sandbox',
