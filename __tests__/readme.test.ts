@@ -385,7 +385,8 @@ describe('what the Express 4-safe examples rely on', () => {
           });
         },
       },
-      onError: (err, _req, res) => {
+      // four parameters: an Express error handler
+      onError: (err, _req, res, _next) => {
         res.statusCode = 500;
         res.end(String(err));
       },
