@@ -44,7 +44,15 @@ async function startExample(): Promise<{ app: ExampleApp; url: string; port: num
 describe('the example app', () => {
   it('serves each README route and each demo route', async () => {
     const { url } = await startExample();
-    expect((await request(url).get('/range?limit=3')).body.toString()).toBe('1\n2\n3\n');
+    // plain streamed bodies are typed as text: a browser shows them instead of saving them
+    const numbers = await request(url).get('/range?limit=3');
+    expect([numbers.headers['content-type'], numbers.text]).toEqual([
+      'text/plain; charset=utf-8',
+      '1\n2\n3\n',
+    ]);
+    for (const route of ['/clock', '/tokens']) {
+      expect((await request(url).get(route)).headers['content-type']).toBe('text/plain; charset=utf-8');
+    }
     const rows = await request(url).get('/rows').buffer(true);
     expect(rows.headers['content-type']).toBe('application/x-ndjson');
     expect(
@@ -152,34 +160,44 @@ describe('the example app', () => {
   }, 30_000);
 });
 
+/** server.ts on the Redis store with WORKERS=2: two processes on one port (node:cluster). */
+async function startTwoWorkers() {
+  const started = spawnNode(['--import', 'tsx', 'example-app/server.ts'], {
+    ...process.env,
+    PORT: '0',
+    WORKERS: '2',
+    REDIS_URL,
+  });
+  const { printed } = started;
+  // The first worker prints its serving line and the banner in separate writes: wait for both.
+  await until(
+    () =>
+      (printed.all.match(/worker \d+ \(pid (\d+)\) serving/g) ?? []).length === 2 &&
+      /listening on http:\/\/localhost:\d+/.test(printed.all),
+    () => `two workers and the banner in ${printed.all}`,
+    20_000,
+  );
+  const port = Number(/listening on http:\/\/localhost:(\d+)/.exec(printed.all)![1]);
+  const pids = [...printed.all.matchAll(/worker \d+ \(pid (\d+)\)/g)].map((m) => m[1]!);
+  const stop = () => {
+    if (started.child.exitCode === null && started.child.signalCode === null) started.child.kill('SIGKILL');
+  };
+  return { ...started, port, url: `http://127.0.0.1:${port}`, pids, stop };
+}
+
 redis.describe(`the example app on the Redis store, in two processes (WORKERS=2)${redis.label}`, () => {
   it('delivers messages published through one process to a subscriber on another, and stops cleanly', async () => {
-    const { child, printed, exited } = spawnNode(['--import', 'tsx', 'example-app/server.ts'], {
-      ...process.env,
-      PORT: '0',
-      WORKERS: '2',
-      REDIS_URL,
-    });
+    const workers = await startTwoWorkers();
     const source = { close: () => {} };
     try {
-      // The first worker prints its serving line and the banner in separate writes: wait for both.
-      await until(
-        () =>
-          (printed.all.match(/worker \d+ \(pid (\d+)\) serving/g) ?? []).length === 2 &&
-          /listening on http:\/\/localhost:\d+/.test(printed.all),
-        () => `two workers and the banner in ${printed.all}`,
-        20_000,
-      );
-      const port = Number(/listening on http:\/\/localhost:(\d+)/.exec(printed.all)![1]);
-      const pids = [...printed.all.matchAll(/worker \d+ \(pid (\d+)\)/g)].map((m) => m[1]);
-      expect(new Set(pids).size).toBe(2);
-      const { source: events, events: received } = collectEvents(`http://127.0.0.1:${port}/chat`, ['msg']);
+      expect(new Set(workers.pids).size).toBe(2);
+      const { source: events, events: received } = collectEvents(`${workers.url}/chat`, ['msg']);
       source.close = () => events.close();
       await until(() => events.readyState === 1, 'subscribed');
       // node:cluster hands each new connection to the next worker: these land on both processes
       const servedBy = new Set<string>();
       for (let i = 1; i <= 6; i++) {
-        const res = await request(`http://127.0.0.1:${port}`)
+        const res = await request(workers.url)
           .post('/chat')
           .set('Connection', 'close')
           .send({ text: `m${i}` });
@@ -190,14 +208,51 @@ redis.describe(`the example app on the Redis store, in two processes (WORKERS=2)
       await until(() => received.length === 6, 'six messages, whichever process published them', 10_000);
       expect(received.map((e) => JSON.parse(e.data).text)).toEqual(['m1', 'm2', 'm3', 'm4', 'm5', 'm6']);
       source.close();
-      child.kill('SIGTERM');
-      const result = await Promise.race([exited, sleep(10_000).then(() => 'still running after 10 s')]);
+      workers.child.kill('SIGTERM');
+      const result = await Promise.race([
+        workers.exited,
+        sleep(10_000).then(() => 'still running after 10 s'),
+      ]);
       expect(result).toEqual({ code: 0, signal: null });
     } finally {
       source.close();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      workers.stop();
     }
   }, 40_000);
+
+  browser.describe(`the demo page${browser.label}`, () => {
+    it('shows the clean-up evidence of the process that served the feed, whichever one it was', async () => {
+      const workers = await startTwoWorkers();
+      const instance = await launchChromium();
+      try {
+        const page = await instance.newPage();
+        await page.goto(`${workers.url}/`);
+        // twice: the feed and the page's other requests land on the processes in turn
+        for (let run = 0; run < 2; run++) {
+          await page.click('#disconnect-run');
+          await page.waitForSelector('#disconnect-result[data-state]', { timeout: 15_000 });
+          expect(await page.getAttribute('#disconnect-result', 'data-state')).toBe('released');
+          const table = await page.$$eval('#disconnect-table tr', (trs) =>
+            trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent ?? '')),
+          );
+          const [reading, after] = table;
+          expect(table.map((row) => row[0])).toEqual(['while reading', 'after leaving']);
+          // one worker's own counts: with the feed, then without it
+          expect(workers.pids).toContain(reading![1]);
+          expect(after![1]).toBe(reading![1]);
+          expect(Number(reading![2])).toBeGreaterThanOrEqual(1);
+          expect(Number(after![2])).toBe(Number(reading![2]) - 1);
+          expect(await page.textContent('#disconnect-result')).toBe(
+            `released: the producer’s finally ran, in process ${reading![1]}`,
+          );
+          await page.waitForSelector('#disconnect-run:enabled');
+        }
+      } finally {
+        await instance.close();
+        workers.stop();
+      }
+    }, 60_000);
+  });
 });
 
 /** What the page keeps in `window.demo` (see example-app/public/app.js). */
@@ -226,7 +281,22 @@ browser.describe(`the demo page in headless Chromium${browser.label}`, () => {
       });
       context.setDefaultTimeout(8000);
       const page = await context.newPage();
+      // nothing the page asks for is missing (its icon included), and it logs no error
+      const failures: string[] = [];
+      page.on('response', (response) => {
+        if (response.status() >= 400) failures.push(`${response.status()} ${response.url()}`);
+      });
+      page.on('console', (message) => {
+        if (message.type() === 'error') failures.push(message.text());
+      });
       await page.goto(`${url}/`);
+
+      // The metrics card reads the server once the page's streams are open: they are counted.
+      await page.waitForFunction(() =>
+        /^express_streaming_sse_open_streams [1-9]/m.test(
+          document.getElementById('metrics')?.textContent ?? '',
+        ),
+      );
 
       // The counter: ten Server-Sent Events, then the stream ends.
       await page.waitForFunction(() => document.getElementById('status')?.textContent === 'done');
@@ -323,16 +393,17 @@ browser.describe(`the demo page in headless Chromium${browser.label}`, () => {
       expect(await page.$$eval('#rows tr', (trs) => trs.length)).toBe(12);
       expect((await demoOf(page)).rows.reads).toBeGreaterThan(1);
 
-      // Leaving the slow feed releases its producer, by the server's own counters.
+      // Leaving the slow feed releases its producer, by the counter of the process that served it.
       await page.click('#disconnect-run');
       await page.waitForSelector('#disconnect-result[data-state]');
       expect(await page.getAttribute('#disconnect-result', 'data-state')).toBe('released');
       const table = await page.$$eval('#disconnect-table tr', (trs) =>
         trs.map((tr) => Array.from(tr.querySelectorAll('td'), (td) => td.textContent)),
       );
-      expect(table.map((row) => row[0])).toEqual(['before', 'while reading', 'after leaving']);
-      const producers = table.map((row) => Number(row[1]));
-      expect(producers).toEqual([producers[0], producers[0]! + 1, producers[0]]);
+      expect(table).toEqual([
+        ['while reading', String(process.pid), '1'],
+        ['after leaving', String(process.pid), '0'],
+      ]);
       expect(app.stats().liveProducers).toBe(0);
 
       // Metrics from diagnostics_channel, as Prometheus reads them.
@@ -348,6 +419,20 @@ browser.describe(`the demo page in headless Chromium${browser.label}`, () => {
         3,
       );
       expect(metric(metrics, 'express_streaming_sse_open_streams')).toBe(app.sse.size);
+
+      // The footer's plain bodies show in the browser, as text, instead of downloading.
+      const plain = await context.newPage();
+      for (const [link, text] of [
+        ['/range?limit=5', /^1\n2\n3\n4\n5\n?$/],
+        ['/clock', /^(\d{4}-\d\d-\d\dT[\d:.]+Z\n?){5}$/],
+        ['/tokens', /^Streaming one token at a time\.\n?$/],
+      ] as const) {
+        expect(await page.$(`footer a[href="${link}"]`)).not.toBeNull();
+        await plain.goto(`${url}${link}`); // a download would make this throw
+        expect(await plain.textContent('body')).toMatch(text);
+      }
+      await plain.close();
+      expect(failures).toEqual([]);
 
       const screenshot = path.join(os.tmpdir(), `express-streaming-example-${Date.now()}.png`);
       await page.screenshot({ path: screenshot, fullPage: true });

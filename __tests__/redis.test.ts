@@ -14,11 +14,15 @@ import {
 import { balancer, publishVia, startHubProcess, stopHubProcesses } from './helpers/processes';
 import {
   closeClients,
+  connectRedis,
+  currentClient,
   findRedisServer,
   ioredisClient,
-  nodeRedisClient,
   OwnRedis,
+  partnerOf,
+  REDIS_CLIENTS,
   REDIS_URL,
+  type RedisClientPackage,
   redisAnswers,
   uniquePrefix,
 } from './helpers/redis';
@@ -43,142 +47,313 @@ afterEach(async () => {
   await closeClients();
 });
 
-/** Two hubs on one Redis, as two processes would have: one on ioredis, one on node-redis. */
-async function twoHubs(options: { prefix?: string; maxReplay?: number } = {}) {
+/** Two hubs on one Redis, each on its own connection of `client`, as two processes would have. */
+async function twoHubs(client: RedisClientPackage, options: { prefix?: string; maxReplay?: number } = {}) {
   const prefix = options.prefix ?? uniquePrefix();
-  const io = createHub({ store: redisStore(ioredisClient(), { prefix }), maxReplay: options.maxReplay });
-  const node = createHub({
-    store: redisStore(await nodeRedisClient(), { prefix }),
-    maxReplay: options.maxReplay,
-  });
-  hubs.push(io, node);
-  return { io, node, prefix };
+  const [a, b] = await Promise.all(
+    [1, 2].map(async () =>
+      createHub({ store: redisStore(await connectRedis(client), { prefix }), maxReplay: options.maxReplay }),
+    ),
+  );
+  hubs.push(a!, b!);
+  return { a: a!, b: b!, prefix };
 }
 
-redis.describe(`redisStore(client, options) against a real Redis${redis.label}`, () => {
-  it('delivers what one process publishes to the subscribers of another, with the ids every process agrees on', async () => {
-    const { io, node } = await twoHubs();
-    const onNode = await serveHub(node);
-    const client = new RawSseClient(onNode.port, '/feed/t');
-    await until(() => node.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
-    const ids = [...(await publishMany(io, 't', 1, 3)), ...(await publishMany(node, 't', 4, 5))];
-    await until(() => dataOf(client).length === 5, 'five events');
-    expect(dataOf(client)).toEqual(range(1, 5));
-    expect(parseEvents(client.body).events.map((e) => e.id)).toEqual(ids);
-    expect(new Set(ids.map((id) => id.split('-')[0])).size).toBe(1);
-  });
-
-  it('resumes a client on another process with exactly what it missed, in pages', async () => {
-    const { io, node } = await twoHubs({ maxReplay: 1000 });
-    const onIo = await serveHub(io);
-    const onNode = await serveHub(node);
-    const first = new RawSseClient(onIo.port, '/feed/t');
-    await until(() => first.body.includes('id: '), 'subscribed');
-    await publishMany(io, 't', 1, 2);
-    await until(() => dataOf(first).length === 2, 'two events');
-    first.close();
-    // missed while away: more than one page of the replay
-    await publishMany(node, 't', 3, 352);
-    const { lastId } = parseEvents(first.body);
-    const again = new RawSseClient(onNode.port, '/feed/t', { 'Last-Event-ID': lastId! });
-    await until(() => dataOf(again).length === 350, 'the replay', 10_000);
-    await publishMany(io, 't', 353, 355);
-    await until(() => dataOf(again).length === 353, 'live after the replay');
-    expect(dataOf(again)).toEqual(range(3, 355));
-    expect(node.stats()).toMatchObject({ replays: 1, replayed: 350 });
-  });
-
-  it('resumes a many-topic client on another process, each topic exactly, and resets only the topic whose log was lost', async () => {
-    const { io, node, prefix } = await twoHubs();
-    const onIo = await serveHub(io);
-    const onNode = await serveHub(node);
-    const first = new RawSseClient(onIo.port, '/topics/a,b,c');
-    await until(() => first.body.includes('id: '), 'subscribed');
-    await publishRounds(node, ['a', 'b', 'c'], 1, 1);
-    await until(() => parseEvents(first.body).events.length === 3, 'three events');
-    first.close();
-    // while the client is away: events of a and b, and c's log lost (as an eviction would lose it), begun anew
-    await publishRounds(io, ['a'], 2, 150);
-    await publishRounds(node, ['b'], 2, 3);
-    await ioredisClient().del(`{${prefix}:c}:meta`, `{${prefix}:c}:log`);
-    await publishRounds(io, ['c'], 2, 2);
-    const again = new RawSseClient(onNode.port, '/topics/a,b,c', {
-      'Last-Event-ID': parseEvents(first.body).lastId!,
+/**
+ * What the store needs of a client (commands and their replies, a duplicate connection for the live
+ * reader, how the client behaves while Redis is away), once per supported major of each client.
+ */
+redis.describe.each(REDIS_CLIENTS)(
+  `redisStore on $label, against a real Redis${redis.label}`,
+  (redisClient) => {
+    it('delivers what one process publishes to the subscribers of another, with the ids every process agrees on', async () => {
+      const { a, b } = await twoHubs(redisClient);
+      const onB = await serveHub(b);
+      const client = new RawSseClient(onB.port, '/feed/t');
+      await until(() => b.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+      const ids = [...(await publishMany(a, 't', 1, 3)), ...(await publishMany(b, 't', 4, 5))];
+      await until(() => dataOf(client).length === 5, 'five events');
+      expect(dataOf(client)).toEqual(range(1, 5));
+      expect(parseEvents(client.body).events.map((e) => e.id)).toEqual(ids);
+      expect(new Set(ids.map((id) => id.split('-')[0])).size).toBe(1);
     });
-    await until(() => parseEvents(again.body).events.length === 152, 'the reset and the replays', 10_000);
-    const events = parseEvents(again.body).events;
-    expect(events[0]).toMatchObject({ event: 'reset', data: '{"reason":"unknown-epoch","topic":"c"}' });
-    expect(byTopic(events.slice(1))).toEqual({ a: numbers(2, 150), b: numbers(2, 3) });
-    await publishRounds(io, ['c', 'b'], 3, 3);
-    await until(() => parseEvents(again.body).events.length === 154, 'live in every topic');
-    expect(byTopic(parseEvents(again.body).events.slice(152))).toEqual({ c: [3], b: [3] });
-  });
 
-  it('keeps ids contiguous under concurrent publishes from two processes (one script per event)', async () => {
-    const { io, node } = await twoHubs();
-    const ids = await Promise.all(
-      Array.from({ length: 400 }, (_, i) =>
-        (i % 2 === 0 ? io : node).publish('t', { event: 'msg', data: String(i) }),
-      ),
-    );
-    const seqs = ids.map((id) => Number(id.split('-')[1])).sort((a, b) => a - b);
-    expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
-  });
+    it('resumes a client on another process with exactly what it missed, in pages', async () => {
+      const { a, b } = await twoHubs(redisClient, { maxReplay: 1000 });
+      const onA = await serveHub(a);
+      const onB = await serveHub(b);
+      const first = new RawSseClient(onA.port, '/feed/t');
+      await until(() => first.body.includes('id: '), 'subscribed');
+      await publishMany(a, 't', 1, 2);
+      await until(() => dataOf(first).length === 2, 'two events');
+      first.close();
+      // missed while away: more than one page of the replay
+      await publishMany(b, 't', 3, 352);
+      const { lastId } = parseEvents(first.body);
+      const again = new RawSseClient(onB.port, '/feed/t', { 'Last-Event-ID': lastId! });
+      await until(() => dataOf(again).length === 350, 'the replay', 10_000);
+      await publishMany(a, 't', 353, 355);
+      await until(() => dataOf(again).length === 353, 'live after the replay');
+      expect(dataOf(again)).toEqual(range(3, 355));
+      expect(b.stats()).toMatchObject({ replays: 1, replayed: 350 });
+    });
 
-  it('tells a client whose id names a lost log to reset (unknown-epoch) after the keys were flushed', async () => {
-    const { io, node, prefix } = await twoHubs();
-    const onNode = await serveHub(node);
-    const live = new RawSseClient(onNode.port, '/feed/t');
-    await until(() => node.stats().subscribers === 1 && live.body.includes('id: '), 'subscribed');
-    const [id] = await publishMany(io, 't', 1, 1);
-    await until(() => dataOf(live).length === 1, 'the first event');
-    // the log is lost, as a FLUSHALL or an eviction would lose it
-    const admin = ioredisClient();
-    await admin.del(`{${prefix}:t}:meta`, `{${prefix}:t}:log`);
-    await publishMany(io, 't', 2, 3);
-    await until(() => parseEvents(live.body).events.some((e) => e.event === 'reset'), 'a reset', 5000);
-    await until(() => dataOf(live).length === 3, 'the new life of the log', 5000);
-    expect(parseEvents(live.body).events.map((e) => e.event)).toEqual(['msg', 'reset', 'msg', 'msg']);
-    expect(parseEvents(live.body).events[1]?.data).toBe('{"reason":"unknown-epoch","topic":"t"}');
-    // a client resuming from the old life gets the same answer
-    const resuming = new RawSseClient(onNode.port, '/feed/t', { 'Last-Event-ID': id! });
-    await until(() => parseEvents(resuming.body).events.length === 1, 'the reset');
-    expect(parseEvents(resuming.body).events[0]?.data).toBe('{"reason":"unknown-epoch","topic":"t"}');
-  });
+    it('resumes a many-topic client on another process, each topic exactly, and resets only the topic whose log was lost', async () => {
+      const { a: io, b: node, prefix } = await twoHubs(redisClient);
+      const onIo = await serveHub(io);
+      const onNode = await serveHub(node);
+      const first = new RawSseClient(onIo.port, '/topics/a,b,c');
+      await until(() => first.body.includes('id: '), 'subscribed');
+      await publishRounds(node, ['a', 'b', 'c'], 1, 1);
+      await until(() => parseEvents(first.body).events.length === 3, 'three events');
+      first.close();
+      // while the client is away: events of a and b, and c's log lost (as an eviction would lose it), begun anew
+      await publishRounds(io, ['a'], 2, 150);
+      await publishRounds(node, ['b'], 2, 3);
+      await ioredisClient().del(`{${prefix}:c}:meta`, `{${prefix}:c}:log`);
+      await publishRounds(io, ['c'], 2, 2);
+      const again = new RawSseClient(onNode.port, '/topics/a,b,c', {
+        'Last-Event-ID': parseEvents(first.body).lastId!,
+      });
+      await until(() => parseEvents(again.body).events.length === 152, 'the reset and the replays', 10_000);
+      const events = parseEvents(again.body).events;
+      expect(events[0]).toMatchObject({ event: 'reset', data: '{"reason":"unknown-epoch","topic":"c"}' });
+      expect(byTopic(events.slice(1))).toEqual({ a: numbers(2, 150), b: numbers(2, 3) });
+      await publishRounds(io, ['c', 'b'], 3, 3);
+      await until(() => parseEvents(again.body).events.length === 154, 'live in every topic');
+      expect(byTopic(parseEvents(again.body).events.slice(152))).toEqual({ c: [3], b: [3] });
+    });
 
-  it('loses nothing when the live reader connection is killed server-side while publishing', async () => {
-    const { io, node } = await twoHubs();
-    const onNode = await serveHub(node);
-    const client = new RawSseClient(onNode.port, '/feed/t');
-    await until(() => node.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
-    const admin = ioredisClient();
-    let published = 0;
-    const publishing = (async () => {
-      for (let i = 1; i <= 200; i++) {
-        await io.publish('t', { event: 'msg', data: String(i) });
-        published = i;
-        if (i % 20 === 0) await sleep(5);
+    it('keeps ids contiguous under concurrent publishes from two processes (one script per event)', async () => {
+      const { a, b } = await twoHubs(redisClient);
+      const ids = await Promise.all(
+        Array.from({ length: 400 }, (_, i) =>
+          (i % 2 === 0 ? a : b).publish('t', { event: 'msg', data: String(i) }),
+        ),
+      );
+      const seqs = ids.map((id) => Number(id.split('-')[1])).sort((x, y) => x - y);
+      expect(seqs).toEqual(Array.from({ length: 400 }, (_, i) => i + 1));
+    });
+
+    it('tells a client whose id names a lost log to reset (unknown-epoch) after the keys were flushed', async () => {
+      const { a, b, prefix } = await twoHubs(redisClient);
+      const onB = await serveHub(b);
+      const live = new RawSseClient(onB.port, '/feed/t');
+      await until(() => b.stats().subscribers === 1 && live.body.includes('id: '), 'subscribed');
+      const [id] = await publishMany(a, 't', 1, 1);
+      await until(() => dataOf(live).length === 1, 'the first event');
+      // the log is lost, as a FLUSHALL or an eviction would lose it
+      const admin = ioredisClient();
+      await admin.del(`{${prefix}:t}:meta`, `{${prefix}:t}:log`);
+      await publishMany(a, 't', 2, 3);
+      await until(() => parseEvents(live.body).events.some((e) => e.event === 'reset'), 'a reset', 5000);
+      await until(() => dataOf(live).length === 3, 'the new life of the log', 5000);
+      expect(parseEvents(live.body).events.map((e) => e.event)).toEqual(['msg', 'reset', 'msg', 'msg']);
+      expect(parseEvents(live.body).events[1]?.data).toBe('{"reason":"unknown-epoch","topic":"t"}');
+      // a client resuming from the old life gets the same answer
+      const resuming = new RawSseClient(onB.port, '/feed/t', { 'Last-Event-ID': id! });
+      await until(() => parseEvents(resuming.body).events.length === 1, 'the reset');
+      expect(parseEvents(resuming.body).events[0]?.data).toBe('{"reason":"unknown-epoch","topic":"t"}');
+    });
+
+    it('loses nothing when the live reader connection is killed server-side while publishing', async () => {
+      const { a, b } = await twoHubs(redisClient);
+      const onB = await serveHub(b);
+      const client = new RawSseClient(onB.port, '/feed/t');
+      await until(() => b.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+      const admin = ioredisClient();
+      let published = 0;
+      const publishing = (async () => {
+        for (let i = 1; i <= 200; i++) {
+          await a.publish('t', { event: 'msg', data: String(i) });
+          published = i;
+          if (i % 20 === 0) await sleep(5);
+        }
+      })();
+      await until(() => dataOf(client).length >= 20, 'some events');
+      let killed = 0;
+      let publishedAtFirstKill: number | undefined;
+      for (let kill = 0; kill < 3; kill++) {
+        const list = String(await admin.call('CLIENT', 'LIST'));
+        const ids = [...list.matchAll(/id=(\d+) .*name=express-streaming:live-reader/g)].map((m) => m[1]!);
+        for (const readerId of ids) killed += Number(await admin.call('CLIENT', 'KILL', 'ID', readerId));
+        publishedAtFirstKill ??= published;
+        await sleep(30);
       }
-    })();
-    await until(() => dataOf(client).length >= 20, 'some events');
-    let publishedAtFirstKill: number | undefined;
-    for (let kill = 0; kill < 3; kill++) {
-      const list = String(await admin.call('CLIENT', 'LIST'));
-      const ids = [...list.matchAll(/id=(\d+) .*name=express-streaming:live-reader/g)].map((m) => m[1]!);
-      for (const readerId of ids) await admin.call('CLIENT', 'KILL', 'ID', readerId);
-      publishedAtFirstKill ??= published;
-      await sleep(30);
-    }
-    await publishing;
-    // the reader must have been killed while events were still being published
-    expect(publishedAtFirstKill).toBeLessThan(200);
-    await until(() => dataOf(client).length >= 200, 'every event', 10_000);
-    await untilStable(() => dataOf(client).length, 'no event after the 200th', { quietMs: 300 });
-    expect(dataOf(client)).toEqual(range(1, 200));
-    expect(node.stats().store.readerReconnects).toBeGreaterThanOrEqual(1);
-  });
+      await publishing;
+      // the reader must have been killed while events were still being published
+      expect(publishedAtFirstKill).toBeLessThan(200);
+      await until(() => dataOf(client).length >= 200, 'every event', 10_000);
+      await untilStable(() => dataOf(client).length, 'no event after the 200th', { quietMs: 300 });
+      expect(dataOf(client)).toEqual(range(1, 200));
+      // every event published after the kill came through the reader, so it came back: node-redis fails
+      // the pending read and the store reconnects; ioredis reconnects by itself and sends the read again
+      expect(killed).toBeGreaterThan(0);
+      if (redisClient.kind === 'node-redis')
+        expect(b.stats().store.readerReconnects).toBeGreaterThanOrEqual(1);
+    });
 
-  it('refuses bad options with TypeErrors naming them, null included where it means nothing', () => {
+    it('reports its reader in stats(), and close() lets go of the reader connection', async () => {
+      const { a } = await twoHubs(redisClient);
+      const app = await serveHub(a);
+      const client = new RawSseClient(app.port, '/feed/t');
+      await until(() => a.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+      await publishMany(a, 't', 1, 3);
+      const admin = ioredisClient();
+      const readers = async () =>
+        (String(await admin.call('CLIENT', 'LIST')).match(/name=express-streaming:live-reader/g) ?? [])
+          .length;
+      await until(() => a.stats().delivered === 3, 'delivered');
+      expect(a.stats().store).toMatchObject({ readerTopics: 1, readerReconnects: 0 });
+      expect(a.stats().store.readerLagMs).toBeGreaterThanOrEqual(0);
+      const before = await readers();
+      expect(before).toBeGreaterThanOrEqual(1);
+      await a.close();
+      let after = before;
+      await untilAsync(
+        async () => {
+          after = await readers();
+          return after < before;
+        },
+        'close() to let go of the reader connection',
+        2000,
+      );
+      expect(after).toBe(before - 1);
+    });
+
+    it(`publishes on a process on ${partnerOf(redisClient).label} and on this one, and this one's subscribers receive both`, async () => {
+      const prefix = uniquePrefix();
+      const [mine, partner] = await Promise.all([
+        startHubProcess(redisClient, REDIS_URL, prefix),
+        startHubProcess(partnerOf(redisClient), REDIS_URL, prefix),
+      ]);
+      const onMine = new RawSseClient(mine.port, '/feed/t');
+      await until(() => onMine.body.includes('id: '), `subscribed on the ${redisClient.label} process`);
+      const ids = [
+        await publishVia(partner.port, 't', '1'),
+        await publishVia(mine.port, 't', '2'),
+        await publishVia(partner.port, 't', '3'),
+      ];
+      await until(() => dataOf(onMine).length === 3, 'three events');
+      expect(parseEvents(onMine.body).events.map((e) => [e.id, e.data])).toEqual(
+        ids.map((id, i) => [id, String(i + 1)]),
+      );
+    });
+
+    ownRedis.describe(`when Redis stops, restarts or hangs${ownRedis.label}`, () => {
+      let server: OwnRedis;
+      beforeEach(async () => {
+        server = await OwnRedis.start(redisServerBinary!);
+      });
+      afterEach(async () => {
+        await stopHubProcesses();
+        await server.kill();
+      });
+
+      it('rejects publish with an error naming the cause, keeps open streams alive, then resets them once a restarted Redis answers', async () => {
+        const hub = createHub({
+          store: redisStore(await connectRedis(redisClient, server.url), { commandTimeoutMs: 500 }),
+        });
+        hubs.push(hub);
+        const app = await serveHub(hub, { retryMs: null, heartbeatMs: 100 });
+        const client = new RawSseClient(app.port, '/feed/t');
+        await until(() => hub.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+        await publishMany(hub, 't', 1, 2);
+        await until(() => dataOf(client).length === 2, 'two events');
+        await server.kill();
+        const failure = await hub
+          .publish('t', { event: 'msg', data: 'lost' })
+          .catch((error: unknown) => error);
+        expect(failure).toBeInstanceOf(HubStoreError);
+        // the cause as the client gives it (ioredis gives up retrying; node-redis queues the command until
+        // commandTimeoutMs), and what the connection was doing
+        expect(String(failure)).toMatch(
+          redisClient.kind === 'ioredis'
+            ? /^HubStoreError: redisStore: could not publish to topic "t": .+ \(ioredis status: \w+\)$/
+            : /^HubStoreError: redisStore: could not publish to topic "t": .+ \(node-redis \w+\)$/,
+        );
+        // the stream stays open on heartbeats while Redis is away
+        const heartbeats = client.body.split(':\n\n').length;
+        await until(() => client.body.split(':\n\n').length > heartbeats + 2, 'heartbeats');
+        expect(client.closed).toBe(false);
+        await server.restart();
+        // a restarted Redis that kept nothing: a new epoch, so a reset, never a silent gap
+        await untilAsync(
+          () => succeeds(hub.publish('t', { event: 'msg', data: '3' })),
+          'a publish to succeed',
+          10_000,
+        );
+        await until(
+          () => parseEvents(client.body).events.some((e) => e.event === 'reset'),
+          'the reset',
+          10_000,
+        );
+        await until(() => dataOf(client).includes('3'), 'live again', 10_000);
+      });
+
+      it('lets go of its reader connection on close() while Redis is down: nothing of it reconnects once Redis is back', async () => {
+        const hub = createHub({ store: redisStore(await connectRedis(redisClient, server.url)) });
+        const app = await serveHub(hub, { retryMs: null });
+        const client = new RawSseClient(app.port, '/feed/t');
+        await until(() => hub.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+        await server.kill();
+        await hub.close();
+        await server.restart();
+        // the app's own client reconnects (it is the app's to close); the reader's connection must not
+        const admin = ioredisClient(server.url);
+        let connections = 0;
+        const polling = setInterval(() => {
+          admin.call('CLIENT', 'LIST').then(
+            (list) => {
+              connections = String(list).trim().split('\n').length;
+            },
+            () => {},
+          );
+        }, 20);
+        closers.push(() => clearInterval(polling));
+        await until(() => connections >= 2, "the app's client back", 5000);
+        // a reader connection left trying would be back within its 50 ms retry
+        expect(await untilStable(() => connections, 'the connections to settle', { quietMs: 300 })).toBe(2);
+      });
+
+      it('delivers, once Redis answers again after hanging, every event it took, with nothing lost', async () => {
+        const hub = createHub({
+          store: redisStore(await connectRedis(redisClient, server.url), { commandTimeoutMs: 300 }),
+        });
+        hubs.push(hub);
+        const app = await serveHub(hub, { retryMs: null });
+        const client = new RawSseClient(app.port, '/feed/t');
+        await until(() => hub.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
+        await publishMany(hub, 't', 1, 5);
+        server.pause();
+        const failure = await hub
+          .publish('t', { event: 'msg', data: 'during' })
+          .catch((error: unknown) => error);
+        expect(String(failure)).toMatch(/no answer within 300 ms/);
+        server.resume();
+        await untilAsync(
+          () => succeeds(hub.publish('t', { event: 'msg', data: '7' })),
+          'a publish to succeed',
+          10_000,
+        );
+        await until(() => dataOf(client).includes('7'), 'live again', 10_000);
+        // the publish that timed out may still have been taken by Redis: then it is delivered, in its place
+        const got = dataOf(client);
+        expect(got.slice(0, 5)).toEqual(range(1, 5));
+        expect(got.filter((d) => d !== 'during')).toEqual([...range(1, 5), '7']);
+        expect(parseEvents(client.body).events.filter((e) => e.event === 'reset')).toEqual([]);
+      });
+    });
+
+    afterEach(stopHubProcesses);
+  },
+);
+
+/** What does not depend on the client: options, unused logs, processes that die; on the current majors. */
+redis.describe(`redisStore(client, options) against a real Redis${redis.label}`, () => {
+  afterEach(stopHubProcesses);
+
+  it('refuses bad options with TypeErrors naming them, null included where it means nothing', async () => {
     const client = ioredisClient();
     const bad: Array<[Record<string, unknown>, RegExp]> = [
       [{ prefix: 'a{b}' }, /^redisStore: expected `prefix` to be a non-empty string without \{ or \}/],
@@ -195,7 +370,23 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
       ],
     ];
     for (const [options, message] of bad) expect(() => redisStore(client, options)).toThrow(message);
+  });
+
+  it('refuses a client it cannot drive with a TypeError naming the supported majors: redis 3 (callbacks), or anything else', async () => {
+    const supported = /ioredis 4, 5 or 6\).+"redis" 4\.5\.1\+, 5 or 6\)/;
+    expect(() => redisStore({} as never)).toThrow(TypeError);
     expect(() => redisStore({} as never)).toThrow(/^redisStore: expected an ioredis client/);
+    expect(() => redisStore({} as never)).toThrow(supported);
+    expect(() => redisStore({} as never)).toThrow(/, got an object \(\{\}\)$/);
+    const { createClient } = require('redis3') as {
+      createClient(url: string): { quit(done: () => void): void; on(event: 'error', f: () => void): void };
+    };
+    const legacy = createClient(REDIS_URL);
+    legacy.on('error', () => {});
+    closers.push(() => new Promise<void>((resolve) => legacy.quit(() => resolve())));
+    expect(() => redisStore(legacy as never)).toThrow(TypeError);
+    expect(() => redisStore(legacy as never)).toThrow(/node-redis 3 .*callback/);
+    expect(() => redisStore(legacy as never)).toThrow(supported);
   });
 
   it('lets a log a subscriber began expire after unusedLogTtlSeconds, and keeps it once an event is published', async () => {
@@ -222,125 +413,6 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     expect(await admin.ttl(`{${prefix}:kept}:meta`)).toBe(-1);
   });
 
-  it('reports its reader in stats(), and close() lets go of the reader connection', async () => {
-    const { io } = await twoHubs();
-    const app = await serveHub(io);
-    const client = new RawSseClient(app.port, '/feed/t');
-    await until(() => io.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
-    await publishMany(io, 't', 1, 3);
-    const admin = ioredisClient();
-    const readers = async () =>
-      (String(await admin.call('CLIENT', 'LIST')).match(/name=express-streaming:live-reader/g) ?? []).length;
-    await until(() => io.stats().delivered === 3, 'delivered');
-    expect(io.stats().store).toMatchObject({ readerTopics: 1, readerReconnects: 0 });
-    expect(io.stats().store.readerLagMs).toBeGreaterThanOrEqual(0);
-    const before = await readers();
-    expect(before).toBeGreaterThanOrEqual(1);
-    await io.close();
-    let after = before;
-    await untilAsync(
-      async () => {
-        after = await readers();
-        return after < before;
-      },
-      'close() to let go of the reader connection',
-      2000,
-    );
-    expect(after).toBe(before - 1);
-  });
-});
-
-ownRedis.describe(`when Redis stops, restarts or hangs${ownRedis.label}`, () => {
-  let server: OwnRedis;
-  beforeEach(async () => {
-    server = await OwnRedis.start(redisServerBinary!);
-  });
-  afterEach(async () => {
-    await server.kill();
-  });
-
-  it('rejects publish with an error naming the cause, keeps open streams alive, then resets them once a restarted Redis answers', async () => {
-    const hub = createHub({ store: redisStore(ioredisClient(server.url), { commandTimeoutMs: 500 }) });
-    hubs.push(hub);
-    const app = await serveHub(hub, { retryMs: null, heartbeatMs: 100 });
-    const client = new RawSseClient(app.port, '/feed/t');
-    await until(() => hub.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
-    await publishMany(hub, 't', 1, 2);
-    await until(() => dataOf(client).length === 2, 'two events');
-    await server.kill();
-    const failure = await hub.publish('t', { event: 'msg', data: 'lost' }).catch((error: unknown) => error);
-    expect(failure).toBeInstanceOf(HubStoreError);
-    // the cause as the client gives it (here ioredis gave up retrying), and what the connection was doing
-    expect(String(failure)).toMatch(
-      /^HubStoreError: redisStore: could not publish to topic "t": .+ \(ioredis status: \w+\)$/,
-    );
-    // the stream stays open on heartbeats while Redis is away
-    const heartbeats = client.body.split(':\n\n').length;
-    await until(() => client.body.split(':\n\n').length > heartbeats + 2, 'heartbeats');
-    expect(client.closed).toBe(false);
-    await server.restart();
-    // a restarted Redis that kept nothing: a new epoch, so a reset, never a silent gap
-    await untilAsync(
-      () => succeeds(hub.publish('t', { event: 'msg', data: '3' })),
-      'a publish to succeed',
-      10_000,
-    );
-    await until(() => parseEvents(client.body).events.some((e) => e.event === 'reset'), 'the reset', 10_000);
-    await until(() => dataOf(client).includes('3'), 'live again', 10_000);
-  });
-
-  it('delivers, once Redis answers again after hanging, every event it took, with nothing lost', async () => {
-    const hub = createHub({ store: redisStore(ioredisClient(server.url), { commandTimeoutMs: 300 }) });
-    hubs.push(hub);
-    const app = await serveHub(hub, { retryMs: null });
-    const client = new RawSseClient(app.port, '/feed/t');
-    await until(() => hub.stats().subscribers === 1 && client.body.includes('id: '), 'subscribed');
-    await publishMany(hub, 't', 1, 5);
-    server.pause();
-    const failure = await hub.publish('t', { event: 'msg', data: 'during' }).catch((error: unknown) => error);
-    expect(String(failure)).toMatch(/no answer within 300 ms/);
-    server.resume();
-    await untilAsync(
-      () => succeeds(hub.publish('t', { event: 'msg', data: '7' })),
-      'a publish to succeed',
-      10_000,
-    );
-    await until(() => dataOf(client).includes('7'), 'live again', 10_000);
-    // the publish that timed out may still have been taken by Redis: then it is delivered, in its place
-    const got = dataOf(client);
-    expect(got.slice(0, 5)).toEqual(range(1, 5));
-    expect(got.filter((d) => d !== 'during')).toEqual([...range(1, 5), '7']);
-    expect(parseEvents(client.body).events.filter((e) => e.event === 'reset')).toEqual([]);
-  });
-});
-
-redis.describe(`several server processes on one Redis${redis.label}`, () => {
-  afterEach(stopHubProcesses);
-
-  /** An ioredis process and a node-redis process sharing a fresh key prefix. */
-  function twoProcesses() {
-    const prefix = uniquePrefix();
-    return Promise.all([
-      startHubProcess('ioredis', REDIS_URL, prefix),
-      startHubProcess('node-redis', REDIS_URL, prefix),
-    ]);
-  }
-
-  it('publish on one process, receive on another: ioredis and node-redis processes agree', async () => {
-    const [a, b] = await twoProcesses();
-    const onB = new RawSseClient(b.port, '/feed/t');
-    await until(() => onB.body.includes('id: '), 'subscribed on the node-redis process');
-    const ids = [
-      await publishVia(a.port, 't', '1'),
-      await publishVia(b.port, 't', '2'),
-      await publishVia(a.port, 't', '3'),
-    ];
-    await until(() => dataOf(onB).length === 3, 'three events');
-    expect(parseEvents(onB.body).events.map((e) => [e.id, e.data])).toEqual(
-      ids.map((id, i) => [id, String(i + 1)]),
-    );
-  });
-
   it.each([
     ['a client', ['t'], 300],
     ['a client of many topics on one stream', ['x', 'y', 'z'], 100],
@@ -349,9 +421,9 @@ redis.describe(`several server processes on one Redis${redis.label}`, () => {
     async (_, topics, rounds) => {
       const prefix = uniquePrefix();
       const [a, b, c] = await Promise.all([
-        startHubProcess('ioredis', REDIS_URL, prefix),
-        startHubProcess('node-redis', REDIS_URL, prefix),
-        startHubProcess('ioredis', REDIS_URL, prefix),
+        startHubProcess(currentClient('ioredis'), REDIS_URL, prefix),
+        startHubProcess(currentClient('node-redis'), REDIS_URL, prefix),
+        startHubProcess(currentClient('ioredis'), REDIS_URL, prefix),
       ]);
       // the client reaches the processes through a balancer: first A, then whichever answers
       let alive = [a.port, b.port];
@@ -392,7 +464,11 @@ redis.describe(`several server processes on one Redis${redis.label}`, () => {
   );
 
   it("reports how far behind its event's publish the live reader delivered it (readerLagMs)", async () => {
-    const [a, b] = await twoProcesses();
+    const prefix = uniquePrefix();
+    const [a, b] = await Promise.all([
+      startHubProcess(currentClient('ioredis'), REDIS_URL, prefix),
+      startHubProcess(currentClient('node-redis'), REDIS_URL, prefix),
+    ]);
     const onB = new RawSseClient(b.port, '/feed/t');
     await until(() => onB.body.includes('id: '), 'subscribed on B');
     // B is frozen while the event is published, and for 300 ms more: it cannot read it any sooner

@@ -247,7 +247,7 @@ describe('an async generator given no signal', () => {
 function readmeRecipe(withCompression: boolean): string {
   const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('## Relay an upstream stream'));
-  const code = /```js\n([\s\S]*?)```/.exec(section)![1]!;
+  const code = /```mjs run=relay\n([\s\S]*?)```/.exec(section)![1]!;
   const line = 'app.use(compression());\n';
   expect(code).toContain(line);
   return withCompression ? code : code.replace(line, '');

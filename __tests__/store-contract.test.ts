@@ -9,8 +9,9 @@ import { runStoreContract, type StoreContractOptions, storeContractChecks } from
 import { requireComponent } from './helpers/components';
 import {
   closeClients,
+  connectRedis,
   ioredisClient,
-  nodeRedisClient,
+  REDIS_CLIENTS,
   REDIS_URL,
   redisAnswers,
   uniquePrefix,
@@ -679,12 +680,10 @@ async function rewindTopic(admin: Redis, prefix: string, topic: string, head: nu
 redis.describe(`runStoreContract on redisStore against a real Redis${redis.label}`, () => {
   afterEach(closeClients);
 
-  it.each([
-    ['ioredis', async () => ioredisClient()],
-    ['node-redis', () => nodeRedisClient()],
-  ] as const)(
+  it.each(REDIS_CLIENTS.map((client) => [client.label, client] as const))(
     'on %s: every check passes but those the store fails until its rework',
-    async (_client, connect) => {
+    async (_label, client) => {
+      const connect = () => connectRedis(client);
       const prefix = uniquePrefix();
       const admin = ioredisClient();
       try {

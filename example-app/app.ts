@@ -21,6 +21,8 @@ import { createMetrics } from './metrics';
 export interface DemoEvents {
   msg: { text: string };
   tick: { at: number };
+  /** A slow feed's producer ran its `finally`: which feed, in which process, and that process's count. */
+  released: { feed: string; pid: number; liveProducers: number };
 }
 
 export interface ExampleAppOptions {
@@ -160,30 +162,38 @@ export function createApp(options: ExampleAppOptions): ExampleApp {
     return res.stream(file(download, { root: DOWNLOADS }));
   });
 
-  // --- Clean-up when the client leaves: the producer's `finally` runs, counted in /stats ---
+  // --- Clean-up when the client leaves: the producer's `finally` runs, and says so ---
+  // The evidence comes from the process that served the feed, whichever it was (WORKERS=2): its events
+  // carry that process's count, and its `finally` publishes `released` with the count after, through
+  // the hub that every process shares.
   let liveProducers = 0;
-  async function* slowFeed() {
+  async function* slowFeed(feed: string) {
     liveProducers++;
     try {
       for (let n = 1; ; n++) {
-        yield { event: 'feed', data: { n, liveProducers } };
+        yield { event: 'feed', data: { n, pid: process.pid, liveProducers } };
         await sleep(feedIntervalMs);
       }
     } finally {
       liveProducers--; // res.sse() return()s the generator when the client goes away
+      const released = { feed, pid: process.pid, liveProducers };
+      hub.publish('producers', { event: 'released', data: released }).catch((error: Error) => {
+        console.warn(`slow feed: could not publish its release (${error.message})`);
+      });
     }
   }
-  app.get('/slow-feed', (_req, res) => res.sse(slowFeed()));
+  app.get('/slow-feed', (req, res) => res.sse(slowFeed(String(req.query.id ?? '').slice(0, 64))));
+  app.get('/producers', (req, res) => res.sse(hub.subscribe('producers', req)));
 
   const stats = () => ({ openStreams: sse.size, liveProducers, hub: hub.stats() });
   app.get('/stats', (_req, res) => res.json(stats()));
   app.get('/metrics', async (_req, res) => res.type(metrics.contentType).send(await metrics.text()));
 
-  // --- The README's first examples ---
-  app.get('/range', (req, res) => res.stream(numbers(Number(req.query.limit ?? 10))));
+  // --- Plain streamed bodies, typed as text so that a browser shows them instead of saving them ---
+  app.get('/range', (req, res) => res.type('text/plain').stream(numbers(Number(req.query.limit ?? 10))));
   app.get('/report.csv', (_req, res) => res.stream(file('report.csv', { root: DATA })));
   app.get('/clock', (_req, res) =>
-    res.stream(async (out: Writable, ctx) => {
+    res.type('text/plain').stream(async (out: Writable, ctx) => {
       for (let i = 0; i < 5 && !ctx.signal.aborted; i++) {
         out.write(`${new Date().toISOString()}\n`);
         await sleep(200);
@@ -191,6 +201,7 @@ export function createApp(options: ExampleAppOptions): ExampleApp {
     }),
   );
   app.get('/tokens', async (_req, res) => {
+    res.type('text/plain'); // res.chunk() sets no Content-Type of its own
     for (const token of ['Streaming ', 'one ', 'token ', 'at ', 'a ', 'time.\n']) {
       if (!(await res.chunk(token))) return;
       await sleep(100);

@@ -40,7 +40,7 @@ function runServer(): void {
     console.log('  /counter, /chat, /ticks, /slow-feed   Server-Sent Events (POST /chat publishes)');
     console.log('  /progress, /rows, /download           chunked, NDJSON, a large file with Range');
     console.log('  /stats, /metrics                      counters as JSON, and for Prometheus');
-    console.log('  /range?limit=5, /report.csv, /clock, /tokens   the README examples');
+    console.log('  /range?limit=5, /report.csv, /clock, /tokens   plain streamed bodies');
   });
 
   // Graceful shutdown: SSE clients get a jittered retry and reconnect (elsewhere, behind a load

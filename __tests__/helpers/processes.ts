@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
+import type { RedisClientPackage } from './redis';
 import { until } from './wait';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -44,23 +45,30 @@ export interface HubProcess {
   kill(): void;
 }
 
-/** Starts `__tests__/fixtures/redis/hub-server.mjs` in its own process (the built package, by its name). */
+/** The one process of a multi-process deployment the tests start (copied into fresh apps by the install test). */
+export const HUB_SERVER = path.join(__dirname, '..', 'fixtures', 'redis', 'hub-server.cjs');
+
+/**
+ * Starts the hub server (`script`: the fixture, or a copy of it in an app of its own) on `client` in its
+ * own process, with the package by its name.
+ */
 export async function startHubProcess(
-  kind: 'ioredis' | 'node-redis',
+  client: RedisClientPackage,
   redisUrl: string,
   prefix: string,
+  script = HUB_SERVER,
 ): Promise<HubProcess> {
-  const { child, printed } = spawnNode(
-    [path.join(__dirname, '..', 'fixtures', 'redis', 'hub-server.mjs'), kind, redisUrl, prefix],
-    { ...process.env, NODE_OPTIONS: '' },
-  );
+  const { child, printed } = spawnNode([script, client.module, redisUrl, prefix], {
+    ...process.env,
+    NODE_OPTIONS: '',
+  });
   started.add(child);
   await until(
     () => printed.stdout.includes('\n') || child.exitCode !== null,
-    () => `the ${kind} process to listen (${printed.stderr})`,
+    () => `the ${client.label} process to listen (${printed.stderr})`,
     10_000,
   );
-  if (child.exitCode !== null) throw new Error(`the ${kind} process exited: ${printed.stderr}`);
+  if (child.exitCode !== null) throw new Error(`the ${client.label} process exited: ${printed.stderr}`);
   const { port } = JSON.parse(printed.stdout.split('\n')[0]!) as { port: number };
   return { port, child, kill: () => child.kill('SIGKILL') };
 }

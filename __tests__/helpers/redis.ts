@@ -2,7 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import Redis from 'ioredis';
-import { createClient } from 'redis';
+import type { IoRedisLike, NodeRedisLike, RedisClientLike } from '../../lib/redis';
 import { freePort } from './servers';
 import { until } from './wait';
 
@@ -39,6 +39,7 @@ export function uniquePrefix(): string {
 
 const opened: Array<{ quit(): Promise<unknown> } | { disconnect(): void }> = [];
 
+/** An ioredis client of the current major, for a test's own checks of what the store wrote (`del`, `ttl`, `CLIENT LIST`). */
 export function ioredisClient(url = REDIS_URL): Redis {
   const client = new Redis(url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
   client.on('error', () => {});
@@ -46,12 +47,66 @@ export function ioredisClient(url = REDIS_URL): Redis {
   return client;
 }
 
-export async function nodeRedisClient(url = REDIS_URL) {
-  const client = createClient({ url, socket: { reconnectStrategy: () => 50 } });
-  client.on('error', () => {});
-  await client.connect();
-  opened.push({ disconnect: () => void client.destroy() });
-  return client;
+/**
+ * One major of one Redis client, as an app would have it installed. The older majors are npm aliases in
+ * devDependencies (`"ioredis4": "npm:ioredis@4"`); the current ones keep their own names.
+ */
+export interface RedisClientPackage {
+  kind: 'ioredis' | 'node-redis';
+  /** What `require()` and `import()` load: `ioredis4`, `redis5`, `redis`… */
+  module: string;
+  /** "ioredis 4.31.0": the installed version, for test names. */
+  label: string;
+}
+
+function clientPackage(kind: RedisClientPackage['kind'], module: string): RedisClientPackage {
+  const { version } = require(`${module}/package.json`) as { version: string };
+  return { kind, module, label: `${kind === 'ioredis' ? 'ioredis' : 'redis'} ${version}` };
+}
+
+/** Every client major the package supports (its `ioredis` and `redis` peer ranges): the Redis suites run once per entry. */
+export const REDIS_CLIENTS: readonly RedisClientPackage[] = [
+  clientPackage('ioredis', 'ioredis4'),
+  clientPackage('ioredis', 'ioredis5'),
+  clientPackage('ioredis', 'ioredis'),
+  clientPackage('node-redis', 'redis4'),
+  clientPackage('node-redis', 'redis5'),
+  clientPackage('node-redis', 'redis'),
+];
+
+/** The current major of `kind`: what the tests that are not about the client run on. */
+export function currentClient(kind: RedisClientPackage['kind']): RedisClientPackage {
+  return REDIS_CLIENTS.find((c) => c.kind === kind && (c.module === 'ioredis' || c.module === 'redis'))!;
+}
+
+/** The current major of the other kind: what a second process runs beside the client under test. */
+export const partnerOf = (client: RedisClientPackage): RedisClientPackage =>
+  currentClient(client.kind === 'ioredis' ? 'node-redis' : 'ioredis');
+
+/**
+ * A connected client of `client`'s package, retrying every 50 ms while Redis is away (ioredis gives up
+ * a command after one retry, so a publish fails while Redis is down), closed by {@link closeClients}.
+ */
+export async function connectRedis(client: RedisClientPackage, url = REDIS_URL): Promise<RedisClientLike> {
+  if (client.kind === 'ioredis') {
+    const IoRedis = require(client.module) as new (url: string, options: object) => IoRedisLike;
+    const connection = new IoRedis(url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+    connection.on('error', () => {});
+    opened.push(connection);
+    return connection;
+  }
+  const { createClient } = require(client.module) as {
+    createClient(options: object): NodeRedisLike;
+  };
+  const connection = createClient({ url, socket: { reconnectStrategy: () => 50 } });
+  connection.on('error', () => {});
+  await connection.connect();
+  opened.push({
+    // redis 5 and 6 destroy(); redis 4 disconnect()
+    disconnect: () =>
+      void (connection.destroy ? connection.destroy() : connection.disconnect?.().catch(() => {})),
+  });
+  return connection;
 }
 
 /** Closes every client the helpers made; call from afterEach/afterAll. */

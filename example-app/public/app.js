@@ -10,6 +10,10 @@ const demo = {
 };
 window.demo = demo;
 
+/** Resolves when `source` first opens: the metrics card reads the server once the page's streams are up. */
+const opened = (source) => new Promise((resolve) => source.addEventListener('open', resolve, { once: true }));
+const streamsOpen = [];
+
 /** The seq of a hub id `<epoch>-<seq>`: the hub numbers each topic's events 1, 2, 3, … */
 const seqOf = (id) => Number(id.slice(id.lastIndexOf('-') + 1));
 
@@ -72,6 +76,7 @@ drawChart();
   const list = $('events');
   const status = $('status');
   const source = new EventSource('/counter');
+  streamsOpen.push(opened(source));
   source.onopen = () => {
     status.textContent = 'open';
   };
@@ -106,6 +111,7 @@ function watch(source, status) {
   const list = $('chat');
   const status = $('chat-status');
   const source = new EventSource('/chat');
+  streamsOpen.push(opened(source));
   watch(source, status);
   source.addEventListener('msg', (event) => {
     counted();
@@ -251,6 +257,7 @@ function watch(source, status) {
     reconnect(`forgotten0-${lastSeq ?? 0}`);
   });
   connect('');
+  streamsOpen.push(opened(source));
 }
 
 // --- Chunked transfer: a progress bar fed by res.chunk(), read with fetch as it arrives ---
@@ -345,16 +352,28 @@ $('range').addEventListener('click', async () => {
     `Content-Range: ${response.headers.get('content-range')}\n\n${await response.text()}`;
 });
 
-// --- Clean-up when the client leaves: the server's counters before, during, after ---
+// --- Clean-up when the client leaves: the counter of the process that served the feed ---
+
+/** The first `type` event of `source` whose data passes `matches`, parsed; undefined after `ms`. */
+function nextEvent(source, type, matches, ms) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    source.addEventListener(type, (event) => {
+      const data = JSON.parse(event.data);
+      if (!matches(data)) return;
+      clearTimeout(timer);
+      resolve(data);
+    });
+  });
+}
 
 $('disconnect-run').addEventListener('click', async (event) => {
   const button = event.currentTarget;
   const result = $('disconnect-result');
   const table = $('disconnect-table');
-  const stats = async () => (await fetch('/stats')).json();
-  const show = (label, s) => {
+  const show = (label, counts) => {
     const tr = document.createElement('tr');
-    for (const value of [label, s.liveProducers, s.openStreams, s.hub.subscribers]) {
+    for (const value of [label, counts.pid, counts.liveProducers]) {
       const td = document.createElement('td');
       td.textContent = String(value);
       tr.append(td);
@@ -365,34 +384,33 @@ $('disconnect-run').addEventListener('click', async (event) => {
   table.textContent = '';
   delete result.dataset.state;
   result.className = 'status';
+  // Whichever process serves the feed publishes its `released` through the hub: listen first.
+  const feedId = Math.random().toString(36).slice(2);
+  const producers = new EventSource('/producers');
   try {
-    const before = await stats();
-    show('before', before);
+    const released = nextEvent(producers, 'released', (data) => data.feed === feedId, 10_000);
+    await opened(producers);
     result.textContent = 'feed open…';
-    const feed = new EventSource('/slow-feed');
-    await new Promise((resolve) => {
-      let events = 0;
-      feed.addEventListener('feed', () => {
-        counted();
-        if (++events === 3) resolve();
-      });
-    });
-    show('while reading', await stats());
+    const feed = new EventSource(`/slow-feed?id=${feedId}`);
+    feed.addEventListener('feed', counted);
+    const reading = await nextEvent(feed, 'feed', (data) => data.n === 3, 10_000);
+    if (reading === undefined) throw new Error('the feed sent nothing');
+    show('while reading', reading);
     feed.close(); // the client leaves
     result.textContent = 'left; waiting for the server to let go…';
-    let after = await stats();
-    for (let i = 0; i < 50 && after.liveProducers > before.liveProducers; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      after = await stats();
-    }
-    show('after leaving', after);
-    const released = after.liveProducers <= before.liveProducers;
-    result.dataset.state = released ? 'released' : 'leaked';
-    result.textContent = released ? 'released: the producer’s finally ran' : 'the producer is still running!';
-    result.className = `status ${released ? 'ok' : 'bad'}`;
+    const after = await released;
+    if (after) show('after leaving', after);
+    const ok =
+      after !== undefined && after.pid === reading.pid && after.liveProducers === reading.liveProducers - 1;
+    result.dataset.state = ok ? 'released' : 'leaked';
+    result.textContent = ok
+      ? `released: the producer’s finally ran, in process ${after.pid}`
+      : 'the producer is still running!';
+    result.className = `status ${ok ? 'ok' : 'bad'}`;
   } catch (error) {
     result.textContent = `failed: ${error.message}`;
   } finally {
+    producers.close();
     button.disabled = false;
   }
 });
@@ -407,4 +425,5 @@ async function refreshMetrics() {
     .join('\n');
 }
 $('metrics-refresh').addEventListener('click', refreshMetrics);
-refreshMetrics();
+// once the page's own streams are open, so that they are counted
+Promise.all(streamsOpen).then(refreshMetrics);

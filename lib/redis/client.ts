@@ -19,7 +19,7 @@ export interface Commands {
 /** An ioredis client (`new Redis(…)`), as far as the store uses it. */
 export interface IoRedisLike {
   call(command: string, ...args: string[]): Promise<unknown>;
-  duplicate(): IoRedisLike;
+  duplicate(override?: { connectionName?: string }): IoRedisLike;
   readonly status: string;
   on(event: 'error', listener: (error: unknown) => void): unknown;
   disconnect(): void;
@@ -39,12 +39,23 @@ export interface NodeRedisLike {
 
 export type RedisClientLike = IoRedisLike | NodeRedisLike;
 
+/**
+ * The clients the store is tested with, as the `ioredis` and `redis` peer ranges give them. node-redis
+ * 3 answers through callbacks; before 4.2 it lacks `isReady`, and before 4.5.1 a client that is
+ * reconnecting cannot be closed, so the reader's connection would outlive `hub.close()`.
+ */
+const SUPPORTED =
+  'an ioredis client (new Redis(), ioredis 4, 5 or 6) or a connected node-redis client (createClient() of "redis" 4.5.1+, 5 or 6)';
+
 export function commandsOf(client: unknown, onError: (error: unknown) => void): Commands {
   if (isIoRedis(client)) return ioRedisCommands(client, onError);
   if (isNodeRedis(client)) return nodeRedisCommands(client, onError);
-  throw new TypeError(
-    `redisStore: expected an ioredis client (new Redis()) or a node-redis client (createClient() of "redis"), got ${describeValue(client)}`,
-  );
+  if (isCallbackNodeRedis(client)) {
+    throw new TypeError(
+      `redisStore: a node-redis 3 client (its callback API: send_command(…, callback)) cannot be used; expected ${SUPPORTED}`,
+    );
+  }
+  throw new TypeError(`redisStore: expected ${SUPPORTED}, got ${describeValue(client)}`);
 }
 
 function isIoRedis(client: unknown): client is IoRedisLike {
@@ -59,7 +70,17 @@ function isNodeRedis(client: unknown): client is NodeRedisLike {
   return (
     hasMethod(client, 'sendCommand') &&
     hasMethod(client, 'duplicate') &&
-    typeof (client as { isOpen?: unknown }).isOpen === 'boolean'
+    typeof (client as { isOpen?: unknown }).isOpen === 'boolean' &&
+    typeof (client as { isReady?: unknown }).isReady === 'boolean'
+  );
+}
+
+/** node-redis 3 and older: `send_command` with a callback, `connected` where 4 has `isOpen`. */
+function isCallbackNodeRedis(client: unknown): boolean {
+  return (
+    hasMethod(client, 'send_command') &&
+    typeof (client as { connected?: unknown }).connected === 'boolean' &&
+    !('isOpen' in (client as object))
   );
 }
 
@@ -68,7 +89,9 @@ function ioRedisCommands(client: IoRedisLike, onError: (error: unknown) => void)
     send: ([command, ...args]) => client.call(command!, ...args),
     state: () => ({ ready: client.status === 'ready', description: `ioredis status: ${client.status}` }),
     async duplicate(name) {
-      const copy = client.duplicate();
+      // named in the options too: ioredis reconnects a dropped connection by itself (and sends the
+      // pending XREAD again), naming it anew only from its options
+      const copy = client.duplicate({ connectionName: name });
       copy.on('error', onError);
       // ioredis connects by itself and queues commands until it is ready
       await copy.call('CLIENT', 'SETNAME', name);
