@@ -340,6 +340,16 @@ browser.describe(`the demo page in headless Chromium${browser.label}`, () => {
         expect((await demoOf(tab)).chat).toEqual(['hello from tab 1', 'and from tab 2']);
         expect(await tab.textContent('#chat')).toContain('hello from tab 1');
       }
+      // The chat card keeps its place with express-streaming/client (sessionStorage): a message sent
+      // while the second tab is away is shown once it is back, exactly once.
+      await second.goto('about:blank');
+      await until(() => app.hub.stats().topics.chat === 1, 'the second tab gone from the chat');
+      await request(url).post('/chat').send({ text: 'sent while it reloaded' });
+      await second.goto(`${url}/`);
+      await second.waitForFunction(() =>
+        (window as unknown as { demo: Demo }).demo.chat.includes('sent while it reloaded'),
+      );
+      expect((await demoOf(second)).chat).toEqual(['sent while it reloaded']);
       await second.close(); // browsers keep six connections per host: give its two streams back
 
       // Drop the ticks stream, let ticks be published meanwhile, reconnect: they are replayed.
@@ -412,7 +422,7 @@ browser.describe(`the demo page in headless Chromium${browser.label}`, () => {
         document.getElementById('metrics')?.textContent?.includes('express_streaming_hub_resets_total'),
       );
       const metrics = (await page.textContent('#metrics')) ?? '';
-      expect(metric(metrics, 'express_streaming_hub_published_total{topic="chat"}')).toBe(2);
+      expect(metric(metrics, 'express_streaming_hub_published_total{topic="chat"}')).toBe(3);
       expect(metric(metrics, 'express_streaming_hub_published_total{topic="ticks"}')).toBeGreaterThan(4);
       expect(metric(metrics, 'express_streaming_hub_resets_total{reason="unknown-epoch"}')).toBe(1);
       expect(metric(metrics, 'express_streaming_sse_closed_total{reason="client"}')).toBeGreaterThanOrEqual(

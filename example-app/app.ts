@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
@@ -72,6 +73,11 @@ async function* rows(count: number, delayMs: number) {
 /** The live demo: every capability of express-streaming, one route each (see public/index.html). */
 export function createApp(options: ExampleAppOptions): ExampleApp {
   const PUBLIC = path.join(options.dir, 'public');
+  // express-streaming/client, found through the package's exports as an app finds it in node_modules
+  // (here the package itself, by its own name; `npm start` builds it first)
+  const CLIENT_FILE = createRequire(path.join(options.dir, 'package.json')).resolve(
+    'express-streaming/client',
+  );
   const DATA = path.join(options.dir, 'data');
   const counterIntervalMs = options.counterIntervalMs ?? 1000;
   const tickIntervalMs = options.tickIntervalMs === undefined ? 400 : options.tickIntervalMs;
@@ -93,6 +99,8 @@ export function createApp(options: ExampleAppOptions): ExampleApp {
   app.use(streamBody()); // res.stream(body)
   app.use(chunked()); // res.chunk(data)
   app.use(sse); // res.sse(source)
+  // The browser client, as an app serves it from node_modules: the package's own ESM file, no build step.
+  app.get('/vendor/express-streaming/client.js', (_req, res) => res.sendFile(CLIENT_FILE));
 
   app.get('/', (_req, res) => res.stream(file('index.html', { root: PUBLIC })));
   app.get('/app.js', (_req, res) => res.stream(file('app.js', { root: PUBLIC })));

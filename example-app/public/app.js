@@ -1,5 +1,7 @@
-// The live demo's page script: plain browser JavaScript, no build step, no library.
-// `window.demo` holds what each card saw, for the curious (and for the browser test).
+// The live demo's page script: plain browser JavaScript, no build step — an ES module, so that the chat
+// card can import express-streaming/client as the package ships it. `window.demo` holds what each card
+// saw, for the curious (and for the browser test).
+import { openStream } from '/vendor/express-streaming/client.js';
 
 const $ = (id) => document.getElementById(id);
 const demo = {
@@ -105,17 +107,35 @@ function watch(source, status) {
   };
 }
 
-// --- Hub: chat. Published messages arrive in every open tab ---
+// --- Hub: chat, through express-streaming/client. Published messages arrive in every open tab; the
+// tab keeps its place in sessionStorage, so a reload shows what was sent while it reloaded ---
 
 {
   const list = $('chat');
   const status = $('chat-status');
-  const source = new EventSource('/chat');
-  streamsOpen.push(opened(source));
-  watch(source, status);
-  source.addEventListener('msg', (event) => {
+  const live = (text, ok) => {
+    status.textContent = text;
+    status.className = `status ${ok ? 'ok' : 'bad'}`;
+  };
+  let markOpen;
+  streamsOpen.push(new Promise((resolve) => (markOpen = resolve)));
+  const chat = openStream('/chat', {
+    onOpen: () => {
+      live('live', true);
+      markOpen();
+    },
+    onError: () => live(chat.readyState === 2 ? 'closed' : 'reconnecting… (the client resumes by itself)'),
+    // The hub could not give this tab what it missed (a server restart, say): it says so.
+    onReset: (reason) => {
+      live(`reset (${reason}): messages sent meanwhile are gone`, false);
+      const item = document.createElement('li');
+      item.className = 'reset';
+      item.textContent = `— reset: ${reason} —`;
+      list.append(item);
+    },
+  });
+  chat.on('msg', ({ text }, event) => {
     counted();
-    const { text } = JSON.parse(event.data);
     demo.chat.push(text);
     const item = document.createElement('li');
     item.textContent = text;
@@ -124,16 +144,6 @@ function watch(source, status) {
     item.append(id);
     list.append(item);
     list.scrollTop = list.scrollHeight;
-  });
-  // The hub could not give this tab what it missed (a server restart, say): it says so.
-  source.addEventListener('reset', (event) => {
-    const { reason } = JSON.parse(event.data);
-    status.textContent = `reset (${reason}): messages sent meanwhile are gone`;
-    status.className = 'status bad';
-    const item = document.createElement('li');
-    item.className = 'reset';
-    item.textContent = `— reset: ${reason} —`;
-    list.append(item);
   });
 
   $('chat-form').addEventListener('submit', async (event) => {
