@@ -249,6 +249,25 @@ redis.describe.each(REDIS_CLIENTS)(
         await server.kill();
       });
 
+      it('sends the publishes of one topic made in one turn as one script call, ids in the order of the calls', async () => {
+        const hub = createHub({ store: redisStore(await connectRedis(redisClient, server.url)) });
+        hubs.push(hub);
+        const admin = ioredisClient(server.url);
+        await hub.publish('t', { data: 'warm' }); // loads the script
+        const scriptCalls = async () =>
+          Number(/cmdstat_evalsha:calls=(\d+)/.exec(String(await admin.info('commandstats')))?.[1] ?? 0);
+        const before = await scriptCalls();
+        const ids = await Promise.all(range(1, 300).map((n) => hub.publish('t', { data: String(n) })));
+        // 300 in one turn: at most 256 per call, so two calls
+        expect((await scriptCalls()) - before).toBe(2);
+        expect(ids.map((id) => id.split('-')[1])).toEqual(range(2, 301));
+        const logged = await admin.xrange(`{sse:t}:log`, '-', '+');
+        expect(logged.map(([, fields]) => fields[fields.indexOf('d') + 1])).toEqual([
+          'warm',
+          ...range(1, 300),
+        ]);
+      });
+
       it('rejects publish with an error naming the cause, keeps open streams alive, then resets them once a restarted Redis answers', async () => {
         const hub = createHub({
           store: redisStore(await connectRedis(redisClient, server.url), { commandTimeoutMs: 500 }),
