@@ -166,6 +166,17 @@ const CHECKS: Record<string, (program: Program) => Promise<void>> = {
     expect((await request(program.url).post('/news').type('json').send('{')).status).toBe(400);
   },
 
+  async 'bounded-topics'(program) {
+    const unknown = await httpGet(`${program.url}/rooms/nowhere`);
+    expect([unknown.status, unknown.body.toString()]).toEqual([404, '{"error":"no such room"}']);
+    const other = await request(program.url).get('/users/7/feed').set('x-user-id', '8');
+    expect(other.status).toBe(403);
+    const own = sseClient(program, '/users/7/feed', { 'x-user-id': '7' });
+    await own.waitFor((body) => body.includes('event: hub:position'), 'the head of the own feed');
+    const lobby = sseClient(program, '/rooms/lobby');
+    await lobby.waitFor((body) => body.includes('event: hub:position'), 'the head of a room');
+  },
+
   async clock(program) {
     const clock = await httpGet(`${program.url}/clock`);
     expect(clock.headers['content-type']).toBe('text/plain; charset=utf-8');

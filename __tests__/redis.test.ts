@@ -24,6 +24,7 @@ import {
   REDIS_URL,
   type RedisClientPackage,
   redisAnswers,
+  rewindTopic,
   uniquePrefix,
 } from './helpers/redis';
 import { closeAll, httpGet } from './helpers/servers';
@@ -154,6 +155,65 @@ redis.describe.each(REDIS_CLIENTS)(
       const resuming = new RawSseClient(onB.port, '/feed/t', { 'Last-Event-ID': id! });
       await until(() => parseEvents(resuming.body).events.length === 1, 'the reset');
       expect(parseEvents(resuming.body).events[0]?.data).toBe('{"reason":"unknown-epoch","topic":"t"}');
+    });
+
+    it('follows a lost log into its new epoch on a process that only subscribes, however busy its other topics', async () => {
+      const { a, b, prefix } = await twoHubs(redisClient);
+      const onB = await serveHub(b);
+      const live = new RawSseClient(onB.port, '/feed/t');
+      const busy = new RawSseClient(onB.port, '/feed/busy');
+      await until(
+        () => b.stats().subscribers === 2 && live.body.includes('id: ') && busy.body.includes('id: '),
+        'subscribed',
+      );
+      await publishMany(a, 't', 1, 2);
+      await until(() => dataOf(live).length === 2, 'the first events');
+      // another topic keeps B's read from ever coming back empty
+      let publishing = true;
+      const traffic = (async () => {
+        for (let n = 1; publishing && n < 5000; n++) {
+          await a.publish('busy', { event: 'msg', data: String(n) });
+          await sleep(2);
+        }
+      })();
+      try {
+        await ioredisClient().del(`{${prefix}:t}:meta`, `{${prefix}:t}:log`, `{${prefix}:t}:keys`);
+        await publishMany(a, 't', 3, 4);
+        await until(() => dataOf(live).length === 4, 'the events of the new life, on B', 5000);
+      } finally {
+        publishing = false;
+        await traffic;
+      }
+      expect(parseEvents(live.body).events.map((e) => e.event)).toEqual([
+        'msg',
+        'msg',
+        'reset',
+        'msg',
+        'msg',
+      ]);
+    });
+
+    it('begins a new epoch when Redis went back in time, so that no client skips the events given old ids', async () => {
+      const { a, b, prefix } = await twoHubs(redisClient);
+      const onB = await serveHub(b);
+      const live = new RawSseClient(onB.port, '/feed/t');
+      await until(() => b.stats().subscribers === 1 && live.body.includes('id: '), 'subscribed');
+      const ids = await publishMany(a, 't', 1, 5);
+      await until(() => dataOf(live).length === 5, 'five events');
+      // restored from a snapshot taken at 3: ids 4 and 5 would be given again to other events
+      await rewindTopic(ioredisClient(), prefix, 't', 3);
+      await publishMany(a, 't', 6, 7);
+      await until(() => dataOf(live).length === 7, 'the events after the rewind', 5000);
+      expect(parseEvents(live.body).events.map((e) => e.event)).toEqual([
+        ...Array(5).fill('msg'),
+        'reset',
+        'msg',
+        'msg',
+      ]);
+      // a client that had read up to 5 in the old life is reset too, never resumed past the new events
+      const resuming = new RawSseClient(onB.port, '/feed/t', { 'Last-Event-ID': ids[4]! });
+      await until(() => parseEvents(resuming.body).events.length >= 1, 'the answer to a resume');
+      expect(parseEvents(resuming.body).events[0]?.event).toBe('reset');
     });
 
     it('loses nothing when the live reader connection is killed server-side while publishing', async () => {

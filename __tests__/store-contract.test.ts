@@ -4,7 +4,6 @@ import { isNativeError } from 'node:util/types';
 import type Redis from 'ioredis';
 import { type HubRecord, type HubStore, type LogId, memoryStore, type StoreStats } from '../lib';
 import { redisStore } from '../lib/redis';
-import { keysOf } from '../lib/redis/entries';
 import { runStoreContract, type StoreContractOptions, storeContractChecks } from '../lib/testing';
 import { requireComponent } from './helpers/components';
 import {
@@ -14,6 +13,7 @@ import {
   REDIS_CLIENTS,
   REDIS_URL,
   redisAnswers,
+  rewindTopic,
   uniquePrefix,
 } from './helpers/redis';
 import { expireMemoryLog, forwarding, reEpoched, renumbered, SimulatedEngine } from './helpers/store-doubles';
@@ -649,15 +649,6 @@ async function deleteKeys(admin: Redis, pattern: string): Promise<void> {
 }
 
 const globEscaped = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
-
-/** Redis as restored from a snapshot taken when the topic's head was `head`: later entries gone. */
-async function rewindTopic(admin: Redis, prefix: string, topic: string, head: number): Promise<void> {
-  const { meta, log } = keysOf(prefix, topic);
-  const kept = await admin.xrange(log, '-', `${head}-0`);
-  const restore = admin.multi().del(log);
-  for (const [id, fields] of kept) restore.xadd(log, id, ...fields);
-  await restore.hset(meta, 'seq', String(head)).exec();
-}
 
 redis.describe(`runStoreContract on redisStore against a real Redis${redis.label}`, () => {
   afterEach(closeClients);

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import Redis from 'ioredis';
 import type { IoRedisLike, NodeRedisLike, RedisClientLike } from '../../lib/redis';
+import { keysOf } from '../../lib/redis/entries';
 import { freePort } from './servers';
 import { until } from './wait';
 
@@ -168,4 +169,13 @@ export class OwnRedis {
     child.kill('SIGKILL');
     await exited;
   }
+}
+
+/** Redis as restored from a snapshot taken when the topic's head was `head`: later entries gone. */
+export async function rewindTopic(admin: Redis, prefix: string, topic: string, head: number): Promise<void> {
+  const { meta, log } = keysOf(prefix, topic);
+  const kept = await admin.xrange(log, '-', `${head}-0`);
+  const restore = admin.multi().del(log);
+  for (const [id, fields] of kept) restore.xadd(log, id, ...fields);
+  await restore.hset(meta, 'seq', String(head)).exec();
 }

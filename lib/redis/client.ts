@@ -1,4 +1,4 @@
-import { describeValue, hasMethod, ignore } from '../core/util';
+import { describeValue, hasMethod, ignore, settledWithin } from '../core/util';
 
 /**
  * What the store needs of the app's Redis client, whichever it is: one raw command at a time, a
@@ -140,13 +140,22 @@ function nodeRedisCommands(client: NodeRedisLike, onError: (error: unknown) => v
       // node-redis refuses commands before connect(): they wait for it here instead
       const connected = copy.connect().then(() => copy.sendCommand(['CLIENT', 'SETNAME', name]));
       connected.catch(ignore);
+      const commands = nodeRedisCommands(copy, onError);
       return {
-        ...nodeRedisCommands(copy, onError),
+        ...commands,
         send: (args) => connected.then(() => copy.sendCommand([...args])),
+        async close() {
+          // node-redis destroyed while its socket connects may go on to connect and stay open: let a
+          // connection being made finish first (at once on a Redis that answers), and close again after
+          await settledWithin(connected, 500);
+          await commands.close().catch(ignore);
+          void connected.finally(() => commands.close()).catch(ignore);
+        },
       };
     },
     async close() {
       // the reader's connection: no need to wait for its pending blocking read
+      if (!client.isOpen) return;
       if (typeof client.destroy === 'function') client.destroy();
       else await client.disconnect?.().catch(ignore);
     },
