@@ -638,24 +638,6 @@ describe('runStoreContract fails a broken store on exactly the checks it breaks'
 
 const redis = requireComponent(`Redis at ${REDIS_URL}`, redisAnswers(), 'REQUIRE_REDIS');
 
-/**
- * The checks the Redis store fails today: it is being reworked to the store interface as revised
- * (idempotent appends; a position that writes nothing, with its emptyEpoch; a log gone back in time
- * noticed; listen and close bounded). The test below fails as soon as one of these passes — take it
- * off the list then; once the list is empty, every check passes on Redis.
- */
-const REDIS_FAILS_TODAY = [
-  'ids are', // the emptyEpoch is '', so `<emptyEpoch>-0` is no id
-  'an idempotency key is applied once: a resend',
-  'an idempotency key is applied once even when',
-  'position and read of a topic never published', // each begins a log (a new epoch), and writes
-  "listen's promise settles", // unlisten before the reader started leaves it pending for good
-  'a lost log comes back', // the emptyEpoch does not change
-  'a log gone back in time', // the reader's cursor stays past the new entries
-  'appends through two stores', // the resend through the other store appends again
-  'close() settles', // a listen pending at close stays pending
-];
-
 /** Every key of a topic gone, as an eviction, an expiry or a flush takes them. */
 async function deleteKeys(admin: Redis, pattern: string): Promise<void> {
   let cursor = '0';
@@ -681,7 +663,7 @@ redis.describe(`runStoreContract on redisStore against a real Redis${redis.label
   afterEach(closeClients);
 
   it.each(REDIS_CLIENTS.map((client) => [client.label, client] as const))(
-    'on %s: every check passes but those the store fails until its rework',
+    'on %s: every check passes, nothing skipped',
     async (_label, client) => {
       const connect = () => connectRedis(client);
       const prefix = uniquePrefix();
@@ -693,14 +675,11 @@ redis.describe(`runStoreContract on redisStore against a real Redis${redis.label
           sharedEngine: true,
           timeoutMs: 3000,
         });
-        const failingToday = new Set(REDIS_FAILS_TODAY.map(check));
         expect({
-          unexpectedFailures: result.failed
-            .filter((failure) => !failingToday.has(failure.name))
-            .map((failure) => `${failure.name}: ${failure.error.message}`),
-          passingNow: result.passed.filter((name) => failingToday.has(name)),
+          failed: result.failed.map((failure) => `${failure.name}: ${failure.error.message}`),
           skipped: result.skipped,
-        }).toEqual({ unexpectedFailures: [], passingNow: [], skipped: [] });
+        }).toEqual({ failed: [], skipped: [] });
+        expect(result.passed).toEqual(storeContractChecks);
       } finally {
         await deleteKeys(admin, `${globEscaped(`{${prefix}:`)}*`);
       }

@@ -98,3 +98,15 @@ function withJson(kind: string, value: object): string {
 function clip(text: string): string {
   return text.length > SHOWN_MAX ? `${text.slice(0, SHOWN_MAX - 1)}…` : text;
 }
+
+/** Waits for `promise` to settle, or `ms` at most: for clean-up that must not hang on a stuck peer. */
+export function settledWithin(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (promise === undefined) return Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.then(ignore, ignore),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}

@@ -82,8 +82,9 @@ export type EventsListener = (epoch: string, events: readonly StoredEvent[]) => 
  * - `read` gives exactly the events kept above `after`, up to `limit` — fewer only when fewer are
  *   kept — so an empty page means the log holds nothing more.
  * - `listen` hands over new events only (never the log's past), in non-empty batches; its promise
- *   settles even when `unlisten` or `close` comes first. After the engine went back in time, the new
- *   events are still handed over although their seqs were handed before (the hub tells its clients).
+ *   settles even when `unlisten` or `close` comes first. After the engine went back in time, the store
+ *   begins a new epoch, or hands the new events over although their seqs were handed before (the hub
+ *   tells its clients); it never skips them.
  * - `stats()` answers synchronously. `position` and `read` may come after `close()`: they settle.
  *
  * Every promise a store returns settles in bounded time, whatever its engine does; a failure is a

@@ -10,8 +10,13 @@ export interface Commands {
   send(args: readonly string[]): Promise<unknown>;
   /** What the connection is doing, for error messages: "ioredis status: reconnecting". */
   state(): { ready: boolean; description: string };
-  /** A new connection with the same options, connected: the live reader's own. */
-  duplicate(name: string): Promise<Commands>;
+  /**
+   * A new connection with the same options, named, for the live reader alone; commands wait until it
+   * is connected. `onLost` is called each time the connection, once up, is lost (the client
+   * reconnects by itself, under a new client id); a command pending then fails instead of being
+   * sent again.
+   */
+  duplicate(name: string, onLost: () => void): Commands;
   /** Closes this connection (the reader's; never the app's own). */
   close(): Promise<void>;
 }
@@ -19,9 +24,9 @@ export interface Commands {
 /** An ioredis client (`new Redis(…)`), as far as the store uses it. */
 export interface IoRedisLike {
   call(command: string, ...args: string[]): Promise<unknown>;
-  duplicate(override?: { connectionName?: string }): IoRedisLike;
+  duplicate(override?: { connectionName?: string; autoResendUnfulfilledCommands?: boolean }): IoRedisLike;
   readonly status: string;
-  on(event: 'error', listener: (error: unknown) => void): unknown;
+  on(event: 'error' | 'ready' | 'close', listener: (...args: unknown[]) => void): unknown;
   disconnect(): void;
 }
 
@@ -32,7 +37,7 @@ export interface NodeRedisLike {
   connect(): Promise<unknown>;
   readonly isOpen: boolean;
   readonly isReady: boolean;
-  on(event: 'error', listener: (error: unknown) => void): unknown;
+  on(event: 'error' | 'ready' | 'reconnecting', listener: (...args: unknown[]) => void): unknown;
   disconnect?(): Promise<unknown>;
   destroy?(): void;
 }
@@ -88,14 +93,29 @@ function ioRedisCommands(client: IoRedisLike, onError: (error: unknown) => void)
   return {
     send: ([command, ...args]) => client.call(command!, ...args),
     state: () => ({ ready: client.status === 'ready', description: `ioredis status: ${client.status}` }),
-    async duplicate(name) {
-      // named in the options too: ioredis reconnects a dropped connection by itself (and sends the
-      // pending XREAD again), naming it anew only from its options
-      const copy = client.duplicate({ connectionName: name });
+    duplicate(name, onLost) {
+      // Named in the options, so a reconnection is named too. A command the connection had sent when
+      // it was lost is dropped by ioredis without an answer when it does not resend (a blocking read
+      // resent blind would also keep the old client id): fail it here, the reader reads again.
+      const copy = client.duplicate({ connectionName: name, autoResendUnfulfilledCommands: false });
       copy.on('error', onError);
-      // ioredis connects by itself and queues commands until it is ready
-      await copy.call('CLIENT', 'SETNAME', name);
-      return ioRedisCommands(copy, onError);
+      const sent = new Set<(error: Error) => void>();
+      onceUpThenLost(copy, 'close', () => {
+        for (const fail of sent) fail(new Error('the connection was lost'));
+        sent.clear();
+        onLost();
+      });
+      return {
+        ...ioRedisCommands(copy, onError),
+        send: ([command, ...args]) =>
+          new Promise((resolve, reject) => {
+            sent.add(reject);
+            copy
+              .call(command!, ...args)
+              .then(resolve, reject)
+              .finally(() => sent.delete(reject));
+          }),
+      };
     },
     close() {
       // the reader's connection: no need to wait for its pending blocking read
@@ -112,13 +132,18 @@ function nodeRedisCommands(client: NodeRedisLike, onError: (error: unknown) => v
       ready: client.isReady,
       description: `node-redis ${client.isOpen ? (client.isReady ? 'ready' : 'reconnecting') : 'closed'}`,
     }),
-    async duplicate(name) {
+    duplicate(name, onLost) {
       const copy = client.duplicate();
       // node-redis throws an 'error' event nobody listens to: the reader's errors are its own business
       copy.on('error', onError);
-      await copy.connect();
-      await copy.sendCommand(['CLIENT', 'SETNAME', name]);
-      return nodeRedisCommands(copy, onError);
+      onceUpThenLost(copy, 'reconnecting', onLost);
+      // node-redis refuses commands before connect(): they wait for it here instead
+      const connected = copy.connect().then(() => copy.sendCommand(['CLIENT', 'SETNAME', name]));
+      connected.catch(ignore);
+      return {
+        ...nodeRedisCommands(copy, onError),
+        send: (args) => connected.then(() => copy.sendCommand([...args])),
+      };
     },
     async close() {
       // the reader's connection: no need to wait for its pending blocking read
@@ -126,4 +151,21 @@ function nodeRedisCommands(client: NodeRedisLike, onError: (error: unknown) => v
       else await client.disconnect?.().catch(ignore);
     },
   };
+}
+
+/** Calls `onLost` each time a connection that was ready emits `event` (it went down). */
+function onceUpThenLost<E extends string>(
+  client: { on(event: 'ready' | E, listener: () => void): unknown },
+  event: E,
+  onLost: () => void,
+): void {
+  let up = false;
+  client.on('ready', () => {
+    up = true;
+  });
+  client.on(event, () => {
+    if (!up) return;
+    up = false;
+    onLost();
+  });
 }

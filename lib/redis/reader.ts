@@ -1,110 +1,181 @@
 import { createDebug } from '../core/debug';
-import { ignore } from '../core/util';
-import type { StoredEvent } from '../hub/store';
+import { settledWithin } from '../core/util';
+import type { EventsListener, StoredEvent } from '../hub/store';
 import type { Commands } from './client';
-import { type Keys, type RawEntry, toStoredEvent } from './entries';
-import { EPOCHS, Script } from './scripts';
+import { type Keys, type RawEntry, seqOf, toStoredEvent } from './entries';
+import { type Followed, findRestarted, readFromStart } from './followed';
+import { NEWEST, Script } from './scripts';
+import { streamsOf } from './xread';
 
 const debug = createDebug('redis');
-const epochs = new Script(EPOCHS);
+const newest = new Script(NEWEST);
 
-type Deliver = (epoch: string, events: readonly StoredEvent[]) => void;
+/** How long changes of the followed set gather before a pending read is re-issued for them. */
+const REGROUP_MS = 20;
+/** The longest close() waits for the reader's connection to be let go. */
+const CLOSE_MS = 1000;
 
-interface Followed {
-  readonly keys: Keys;
-  readonly deliver: Deliver;
-  /** Resolves once the cursor is set: every entry appended after it will be delivered. */
-  readonly started: Promise<void>;
-  markStarted(): void;
-  /** The id of the last entry read, where the next read starts: never `$` once known. */
-  cursor: string | undefined;
-  epoch: string | undefined;
+/** What the reader asks of its store: where a topic's log stands, from the store's own view. */
+export interface ReaderHost {
+  /** One command on the app's connection, bounded in time, failing as a `HubStoreError`. */
+  run(what: string, topic: string, command: (commands: Commands) => Promise<unknown>): Promise<unknown>;
+  /** The topic's log looked at again (a loss changes the emptyEpoch; a rewind begins a new life): its epoch now. */
+  recheck(topic: string): Promise<string | undefined>;
+  /** The reader handed this event over: the newest of the topic this process saw. */
+  saw(topic: string, epoch: string, seq: number): void;
 }
 
 /**
  * The one live reader of a process: a blocking `XREAD` over the logs of the topics that have local
  * subscribers, on its own connection (a blocking command would stall every other command on the
- * app's). It resumes from the last id it saw — after a dropped connection too — and checks the logs'
- * epochs whenever a read times out or fails, so a log Redis lost (a flush, a restart, an evicted key)
- * is read from its new start instead of being waited on forever.
+ * app's). A topic starts at its log's newest entry, looked up on the app's connection, so `listen`
+ * answers without waiting for the pending read; the read is re-issued for new topics in groups (at
+ * most one `CLIENT UNBLOCK` per {@link REGROUP_MS}), and a topic that left is simply not read again.
+ * Every `blockMs`, busy or not, it checks where each followed log stands: a log Redis lost (a flush, a
+ * restart, an eviction) or that went back in time is read from its new start.
  */
 export class LiveReader {
   readonly #main: Commands;
+  readonly #host: ReaderHost;
   readonly #blockMs: number;
   readonly #followed = new Map<string, Followed>();
+  readonly #starting = new Map<string, Followed>();
+  #startTimer: NodeJS.Immediate | undefined;
   #connection: Commands | undefined;
-  #connecting: Promise<Commands> | undefined;
   #clientId: string | undefined;
   #running = false;
   #closed = false;
-  /** Bumped when the set of topics changes; the loop tells which set its pending read was made for. */
-  #generation = 0;
-  #readingGeneration = -1;
+  /** The topics of the pending read: a followed one it lacks makes it re-issued. */
+  #reading: ReadonlySet<Followed> | undefined;
+  #regroupTimer: NodeJS.Timeout | undefined;
   #wakeLoop: (() => void) | undefined;
-  /** How far behind its publish the newest event the reader delivered was, when delivered. */
-  lagMs = 0;
+  #checkedAt = 0;
+  /** When Redis last answered the reader: how long it has been silent is lag too. */
+  #heardAt = Date.now();
+  #deliveryLagMs = 0;
   reconnects = 0;
 
-  constructor(main: Commands, blockMs: number) {
+  constructor(main: Commands, host: ReaderHost, blockMs: number) {
     this.#main = main;
+    this.#host = host;
     this.#blockMs = blockMs;
   }
 
   get topics(): number {
-    return this.#followed.size;
+    return this.#followed.size + this.#starting.size;
   }
 
-  /** Starts following a topic's log; resolves once every entry appended from then on will be delivered. */
-  follow(topic: string, keys: Keys, deliver: Deliver): Promise<void> {
-    let markStarted!: () => void;
-    const started = new Promise<void>((resolve) => {
-      markStarted = resolve;
+  /** How far behind Redis the reader is: its newest event's age when delivered, or its silence past a read's block. */
+  get lagMs(): number {
+    if (this.#followed.size === 0) return 0;
+    return Math.max(this.#deliveryLagMs, Date.now() - this.#heardAt - this.#blockMs);
+  }
+
+  /**
+   * Starts following a topic's log; resolves once every entry appended from then on will be
+   * delivered, or rejects (a `HubStoreError`) when Redis does not answer within `commandTimeoutMs`.
+   */
+  follow(topic: string, keys: Keys, deliver: EventsListener): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const followed: Followed = {
+        topic,
+        keys,
+        deliver,
+        cursor: undefined,
+        epoch: undefined,
+        settle: (error) => (error === undefined ? resolve() : reject(error)),
+      };
+      this.#drop(topic);
+      this.#starting.set(topic, followed);
+      this.#startTimer ??= setImmediate(() => void this.#start());
     });
-    this.#followed.set(topic, { keys, deliver, started, markStarted, cursor: undefined, epoch: undefined });
-    this.#changed();
-    return started;
   }
 
   unfollow(topic: string): void {
-    if (this.#followed.delete(topic)) this.#changed();
+    this.#drop(topic);
   }
 
   /** A publish of this process found a new life of the log: read it from its start, now. */
   noticeEpoch(topic: string, epoch: string): void {
     const followed = this.#followed.get(topic);
-    if (followed === undefined || followed.epoch === undefined || followed.epoch === epoch) return;
+    if (followed === undefined || followed.epoch === epoch) return;
     readFromStart(followed, epoch);
-    this.#changed();
   }
 
+  /** Lets go of the connection at once, whatever Redis does: nothing waits on a pending read. */
   async close(): Promise<void> {
     this.#closed = true;
-    this.#followed.clear();
-    this.#wake();
-    const connection = this.#connection ?? (await this.#connecting?.catch(ignore));
+    clearImmediate(this.#startTimer);
+    clearTimeout(this.#regroupTimer);
+    for (const topic of [...this.#starting.keys(), ...this.#followed.keys()]) this.#drop(topic);
+    this.#wakeLoop?.();
+    const connection = this.#connection;
     this.#connection = undefined;
-    await connection?.close();
+    // bounded: a client that cannot close a connection still being made must not hold hub.close()
+    await settledWithin(connection?.close(), CLOSE_MS);
   }
 
-  #changed(): void {
-    this.#generation++;
-    if (!this.#running && !this.#closed) {
+  #drop(topic: string): void {
+    const followed = this.#starting.get(topic) ?? this.#followed.get(topic);
+    this.#starting.delete(topic);
+    this.#followed.delete(topic);
+    followed?.settle();
+  }
+
+  /** Looks up where the topics followed this turn start, in one script on the app's connection. */
+  async #start(): Promise<void> {
+    this.#startTimer = undefined;
+    const batch = [...this.#starting.values()];
+    let reply: unknown[];
+    try {
+      reply = (await this.#host.run('follow', batch.map((f) => f.topic).join('", "'), (commands) =>
+        newest.run(
+          commands,
+          batch.flatMap((f) => [f.keys.meta, f.keys.log]),
+          [],
+        ),
+      )) as unknown[];
+    } catch (error) {
+      for (const followed of batch) {
+        if (this.#starting.get(followed.topic) !== followed) continue;
+        this.#starting.delete(followed.topic);
+        followed.settle(error as Error);
+      }
+      return;
+    }
+    batch.forEach((followed, i) => {
+      if (this.#starting.get(followed.topic) !== followed) return; // left, or followed anew
+      this.#starting.delete(followed.topic);
+      followed.epoch = reply[2 * i] == null ? undefined : String(reply[2 * i]);
+      followed.cursor = reply[2 * i + 1] == null ? '0-0' : String(reply[2 * i + 1]);
+      if (followed.epoch !== undefined)
+        this.#host.saw(followed.topic, followed.epoch, seqOf(followed.cursor));
+      this.#followed.set(followed.topic, followed);
+      followed.settle();
+    });
+    this.#regroup();
+  }
+
+  /** The pending read lacks a topic followed since: re-issue it, once for every change of a short while. */
+  #regroup(): void {
+    if (this.#closed) return;
+    if (!this.#running) {
       this.#running = true;
+      this.#heardAt = Date.now();
       void this.#loop();
     }
-    this.#wake();
-  }
-
-  /** Makes the loop take the new set of topics at once: unblocks its pending read, or its idle wait. */
-  #wake(): void {
     const idle = this.#wakeLoop;
     this.#wakeLoop = undefined;
     idle?.();
-    if (this.#readingGeneration >= 0 && this.#readingGeneration !== this.#generation && this.#clientId) {
+    this.#regroupTimer ??= setTimeout(() => {
+      this.#regroupTimer = undefined;
+      const reading = this.#reading;
+      if (reading === undefined || this.#clientId === undefined) return;
+      if ([...this.#followed.values()].every((followed) => reading.has(followed))) return;
       this.#main.send(['CLIENT', 'UNBLOCK', this.#clientId]).catch((error: unknown) => {
         debug('could not unblock the live reader: %s', error);
       });
-    }
+    }, REGROUP_MS);
   }
 
   async #loop(): Promise<void> {
@@ -114,52 +185,39 @@ export class LiveReader {
         await new Promise<void>((resolve) => {
           this.#wakeLoop = resolve;
         });
+        this.#heardAt = Date.now();
         continue;
       }
       try {
-        const connection = await this.#reader();
-        await this.#startCursors(connection);
-        const got = await this.#read(connection);
+        const connection = this.#reader();
+        this.#clientId ??= String(await connection.send(['CLIENT', 'ID']));
+        if (Date.now() - this.#checkedAt >= this.#blockMs) await this.#check(connection);
+        await this.#read(connection);
         backoff = 50;
-        if (got === 0) await this.#checkEpochs(connection);
       } catch (error) {
         if (this.#closed) break;
-        this.reconnects++;
         this.#clientId = undefined;
         debug('live reader failed (%s); retrying in %d ms from the last ids it saw', error, backoff);
         await new Promise((resolve) => setTimeout(resolve, backoff).unref());
         backoff = Math.min(backoff * 2, 2000);
-        await this.#checkEpochs(this.#connection).catch(ignore);
       }
     }
     this.#running = false;
   }
 
-  async #reader(): Promise<Commands> {
-    if (this.#connection === undefined) {
-      this.#connecting ??= this.#main.duplicate('express-streaming:live-reader');
-      this.#connection = await this.#connecting;
-      this.#connecting = undefined;
-    }
-    this.#clientId ??= String(await this.#connection.send(['CLIENT', 'ID']));
+  #reader(): Commands {
+    this.#connection ??= this.#main.duplicate('express-streaming:live-reader', () => {
+      // a lost connection: a new one has a new id, and whatever it held is re-read from the cursors
+      this.reconnects++;
+      this.#clientId = undefined;
+    });
     return this.#connection;
   }
 
-  /** A topic just followed starts at its log's newest entry: what came before, its subscribers read themselves. */
-  async #startCursors(connection: Commands): Promise<void> {
-    for (const followed of this.#followed.values()) {
-      if (followed.cursor !== undefined) continue;
-      const newest = await connection.send(['XREVRANGE', followed.keys.log, '+', '-', 'COUNT', '1']);
-      const entry = (newest as RawEntry[] | null)?.[0];
-      followed.cursor ??= entry === undefined ? '0-0' : String(entry[0]);
-      followed.markStarted();
-    }
-  }
-
-  /** One blocking read; resolves with how many events it delivered. */
-  async #read(connection: Commands): Promise<number> {
-    const followed = [...this.#followed.entries()];
-    this.#readingGeneration = this.#generation;
+  /** One blocking read over every followed topic from its cursor. */
+  async #read(connection: Commands): Promise<void> {
+    const followed = [...this.#followed.values()];
+    this.#reading = new Set(followed);
     const reply = await connection
       .send([
         'XREAD',
@@ -168,22 +226,23 @@ export class LiveReader {
         'COUNT',
         '500',
         'STREAMS',
-        ...followed.map(([, f]) => f.keys.log),
-        ...followed.map(([, f]) => f.cursor!),
+        ...followed.map((f) => f.keys.log),
+        ...followed.map((f) => f.cursor!),
       ])
       .finally(() => {
-        this.#readingGeneration = -1;
+        this.#reading = undefined;
       });
+    this.#heardAt = Date.now();
     // A reply names streams by key: found in one map, not by a scan per stream (many topics, one read).
-    const byLog = new Map(followed.map(([topic, f]) => [f.keys.log, { topic, followed: f }]));
+    const byLog = new Map(followed.map((f) => [f.keys.log, f]));
     let delivered = 0;
     for (const [key, entries] of streamsOf(reply)) {
       const read = byLog.get(key);
-      // unfollowed (or followed anew) while the read was pending: these entries are nobody's
-      if (read === undefined || this.#followed.get(read.topic) !== read.followed) continue;
-      delivered += this.#deliver(read.followed, entries);
+      // left (or followed anew) while the read was pending: these entries are nobody's
+      if (read === undefined || this.#followed.get(read.topic) !== read) continue;
+      delivered += this.#deliver(read, entries);
     }
-    return delivered;
+    if (delivered === 0) this.#deliveryLagMs = 0;
   }
 
   /** Hands a read's entries to the topic's listener, as one batch: a burst is one write per subscriber. */
@@ -213,56 +272,27 @@ export class LiveReader {
   #handOver(followed: Followed, batch: StoredEvent[], newestPublishedAt: number): void {
     if (batch.length === 0) return;
     // Redis's clock against this host's: the same machine in tests, NTP-close in production
-    this.lagMs = Math.max(0, Date.now() - newestPublishedAt);
+    this.#deliveryLagMs = Math.max(0, Date.now() - newestPublishedAt);
+    this.#host.saw(followed.topic, followed.epoch!, batch[batch.length - 1]!.seq);
     followed.deliver(followed.epoch!, batch);
   }
 
   /**
-   * Compares each followed log's epoch with the one its entries carried: a log Redis lost and
-   * started again (new epoch) has ids below the cursor, so it is read again from its start.
+   * Where each followed log stands against where the reader is: a log gone (lost), of another epoch
+   * (lost and begun again) or below the cursor in the same epoch (gone back in time) is looked at by
+   * the store — which bumps its emptyEpoch, or begins a new life — and read again from its start.
    */
-  async #checkEpochs(connection: Commands | undefined): Promise<void> {
-    if (connection === undefined || this.#followed.size === 0) return;
-    const followed = [...this.#followed.values()];
-    const current = (await epochs.run(
-      connection,
-      followed.map((f) => f.keys.meta),
-      [],
-    )) as Array<string | null | false>;
-    followed.forEach((f, i) => {
-      const epoch = current[i];
-      if (typeof epoch !== 'string' || f.epoch === undefined || epoch === f.epoch) return;
+  async #check(connection: Commands): Promise<void> {
+    this.#checkedAt = Date.now();
+    const restarted = await findRestarted(connection, [...this.#followed.values()]);
+    this.#heardAt = Date.now();
+    for (const { followed, epoch } of restarted) {
       debug(
-        'the log of a followed topic started again (epoch %s, was %s): reading it from its start',
-        epoch,
-        f.epoch,
+        'the log of topic "%s" was lost or went back in time: reading it from its new start',
+        followed.topic,
       );
-      readFromStart(f, epoch);
-    });
+      const now = await this.#host.recheck(followed.topic).catch(() => epoch);
+      if (this.#followed.get(followed.topic) === followed) readFromStart(followed, now);
+    }
   }
-}
-
-/** A new life of a followed log: its ids start again below the cursor, so it is read from its start. */
-function readFromStart(followed: Followed, epoch: string): void {
-  followed.epoch = epoch;
-  followed.cursor = '0-0';
-}
-
-/**
- * XREAD's reply as [key, entries] pairs, however the client hands it over: RESP2's array of pairs,
- * RESP3's map as a Map, as an object (node-redis), or flattened into [key, entries, key, entries]
- * (ioredis).
- */
-function streamsOf(reply: unknown): Array<[string, RawEntry[]]> {
-  if (reply === null || reply === undefined) return [];
-  if (reply instanceof Map) {
-    return [...reply.entries()].map(([key, entries]) => [String(key), entries as RawEntry[]]);
-  }
-  if (!Array.isArray(reply)) return Object.entries(reply as Record<string, RawEntry[]>);
-  if (reply.length > 0 && !Array.isArray(reply[0])) {
-    const pairs: Array<[string, RawEntry[]]> = [];
-    for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([String(reply[i]), reply[i + 1] as RawEntry[]]);
-    return pairs;
-  }
-  return reply.map((pair) => [String(pair[0]), pair[1] as RawEntry[]]);
 }

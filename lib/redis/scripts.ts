@@ -1,68 +1,133 @@
 import { createHash } from 'node:crypto';
 import type { Commands } from './client';
 
-/**
- * The topic's epoch, its log begun if there is none: a new epoch, seq 0, and no stream — a stream left
- * without its meta (an evicted key) is from a lost life and is dropped, so its ids are never reused
- * silently. Sets `epoch`, and `begun` when this call began the log. KEYS: meta, log. ARGV[1]: a new
- * epoch to use if needed.
+/*
+ * Every script that touches a topic takes the same keys — KEYS[1] meta (a hash: epoch, seq), KEYS[2]
+ * log (a stream, ids `<seq>-0`), KEYS[3] the idempotency keys of its recent appends (a sorted set,
+ * key → seq), KEYS[4] the realm — and begins with the same four arguments: ARGV[1] a candidate
+ * token (used only if something new must be named), ARGV[2] the epoch this process last saw of the
+ * topic ('' for none), ARGV[3] the highest seq it saw in it, ARGV[4] the realm it last saw.
+ *
+ * The realm is one token per prefix: the epoch of every topic with no log (the `emptyEpoch`). It
+ * changes when Redis loses it (a flush, a restart) and whenever a process finds a log it knew gone or
+ * gone back in time, so an id handed out while a topic had no log never resumes past a lost life.
  */
-const EPOCH_OR_BEGIN = `
-local begun = false
+
+/**
+ * Where the topic's log stands, as this process last saw it or not: sets `realm`, `epoch` (false when
+ * there is no log) and `head`. A log found below what this process saw in the same epoch went back in
+ * time (a restore from an older snapshot, a failover to a lagging replica): its ids would be given
+ * again to other events, so it begins a new life — a new epoch, clients told to reset.
+ */
+const LIFE = `
+local realm = redis.call('GET', KEYS[4])
+if not realm then
+  realm = ARGV[1] .. 'Z'
+  redis.call('SET', KEYS[4], realm)
+end
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
-if not epoch then
+local head = 0
+if epoch then head = tonumber(redis.call('HGET', KEYS[1], 'seq')) end
+local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local lost, rewound = false, false
+if epoch and #newest > 0 and tonumber(string.match(newest[1][1], '^(%d+)')) > head then
+  rewound = true
+elseif ARGV[2] ~= '' then
+  if (not epoch) or epoch ~= ARGV[2] then lost = true
+  elseif head < tonumber(ARGV[3]) then rewound = true end
+end
+if rewound then
+  lost = true
   epoch = ARGV[1]
-  begun = true
-  redis.call('DEL', KEYS[2])
+  head = 0
+  redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+end
+if lost and realm == ARGV[4] then
+  realm = ARGV[1] .. 'Z'
+  redis.call('SET', KEYS[4], realm)
 end
 `;
 
-/**
- * The log as a reader finds it, begun if there is none. ARGV[2]: seconds a log a subscriber began
- * (no event yet) may stay unused.
- */
-const ENSURE_LOG = `${EPOCH_OR_BEGIN}
-if begun and tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-local head = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+/** The oldest seq kept (`head + 1` when none is). */
+const FIRST = `
 local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)
 local first = head + 1
 if #oldest > 0 then first = tonumber(string.match(oldest[1][1], '^(%d+)')) end
 `;
 
-/** Where the log stands: { epoch, head, first }. */
-export const POSITION = `${ENSURE_LOG}
-return {epoch, head, first}
+/** Where the log stands: { realm, epoch | false, head, first }. Writes nothing unless a life was lost. */
+export const POSITION = `${LIFE}${FIRST}
+return {realm, epoch, head, first}
+`;
+
+/** Up to ARGV[6] events after seq ARGV[5], read atomically with where the log stands: { …position, entries }. */
+export const READ = `${LIFE}${FIRST}
+local entries = {}
+if epoch then entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[5] .. '-0', '+', 'COUNT', ARGV[6]) end
+return {realm, epoch, head, first, entries}
 `;
 
 /**
- * Up to ARGV[4] events after seq ARGV[3], read atomically with where the log stands:
- * { epoch, head, first, entries }.
+ * Appends a batch, atomically: the log begun (a new epoch, nothing left of a lost life) if there is
+ * none; per event, the seq of an idempotency key already applied, else the next seq, `XADD <seq>-0`
+ * (MAXLEN ~) and the key remembered. ARGV[5] maxLen, ARGV[6] how many appends' keys are kept, then per
+ * event: its key, its field count, its fields. Returns { realm, epoch, seq… } in the batch's order.
  */
-export const READ = `${ENSURE_LOG}
-local entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[3] .. '-0', '+', 'COUNT', ARGV[4])
-return {epoch, head, first, entries}
-`;
-
-/**
- * One publish, atomic: the epoch made if absent, seq incremented, XADD with id <seq>-0 and
- * MAXLEN ~, the meta kept for good. ARGV: new epoch, maxLen, then the entry's field/value pairs.
- * Returns { epoch, seq }.
- */
-export const PUBLISH = `${EPOCH_OR_BEGIN}
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('PERSIST', KEYS[1])
+export const APPEND = `${LIFE}
+if not epoch then
+  epoch = ARGV[1]
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+end
 local time = redis.call('TIME')
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', epoch,
-  't', tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)), unpack(ARGV, 3))
-return {epoch, seq}
+local now = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
+local reply = {realm, epoch}
+local last = head
+local i = 7
+while i <= #ARGV do
+  local key, count = ARGV[i], tonumber(ARGV[i + 1])
+  local seq = redis.call('ZSCORE', KEYS[3], key)
+  if seq then
+    seq = tonumber(seq)
+  else
+    seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'e', epoch, 't', now,
+      unpack(ARGV, i + 2, i + 1 + count))
+    redis.call('ZADD', KEYS[3], seq, key)
+    last = seq
+  end
+  reply[#reply + 1] = seq
+  i = i + 2 + count
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (last - tonumber(ARGV[6]) + 1))
+return reply
 `;
 
-/** The epochs of several topics' logs (false where none): how the live reader notices a lost log. */
-export const EPOCHS = `
-local epochs = {}
-for i, key in ipairs(KEYS) do epochs[i] = redis.call('HGET', key, 'epoch') end
-return epochs
+/**
+ * Where several logs stand, for the live reader: per meta key in KEYS, its epoch (false where there is
+ * no log) and seq. Read-only: what it finds is acted on through POSITION.
+ */
+export const STANDING = `
+local reply = {}
+for i, key in ipairs(KEYS) do
+  local meta = redis.call('HMGET', key, 'epoch', 'seq')
+  reply[2 * i - 1] = meta[1]
+  reply[2 * i] = tonumber(meta[2] or '0')
+end
+return reply
+`;
+
+/** The newest entry's id of each log and its epoch (KEYS: meta, log, meta, log…): where followed topics start. */
+export const NEWEST = `
+local reply = {}
+for i = 1, #KEYS, 2 do
+  local entry = redis.call('XREVRANGE', KEYS[i + 1], '+', '-', 'COUNT', 1)
+  reply[i] = redis.call('HGET', KEYS[i], 'epoch')
+  reply[i + 1] = false
+  if #entry > 0 then reply[i + 1] = entry[1][1] end
+end
+return reply
 `;
 
 /** Runs a script by its SHA, loading it once: again after a NOSCRIPT (a restarted or flushed server). */

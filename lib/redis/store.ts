@@ -4,18 +4,19 @@ import { HubStoreError } from '../hub/errors';
 import { newEpoch } from '../hub/ids';
 import type {
   AppendOptions,
+  EventsListener,
   HubRecord,
   HubStore,
   LogId,
   LogPage,
   LogPosition,
-  StoredEvent,
   StoreStats,
 } from '../hub/store';
 import { type Commands, commandsOf, type RedisClientLike } from './client';
 import { type Keys, keysOf, type RawEntry, recordFields, toStoredEvent } from './entries';
 import { LiveReader } from './reader';
-import { POSITION, PUBLISH, READ, Script } from './scripts';
+import { APPEND, POSITION, READ, Script } from './scripts';
+import { Seen } from './seen';
 
 const debug = createDebug('redis');
 
@@ -23,24 +24,29 @@ const debug = createDebug('redis');
 export interface RedisStoreOptions {
   /** Events kept per topic (`XADD … MAXLEN ~`: at least this many). Default `10000`. */
   maxLen?: number;
-  /** The first part of every key: `{<prefix>:<topic>}:meta` and `…:log`. Default `'sse'`. */
+  /** The first part of every key: `{<prefix>:<topic>}:meta`, `…:log`, `…:keys`, and `<prefix>:realm`. Default `'sse'`. */
   prefix?: string;
-  /** How long the live reader's `XREAD` blocks before it looks again (and checks for lost logs). Default `1000`. */
+  /** How long the live reader's `XREAD` blocks, and how often it checks every followed log's epoch. Default `1000`. */
   blockMs?: number;
-  /** How long a command may take before `publish` (and a resuming client) gives up on it. Default `5000`. */
+  /** How long a command may take before `publish`, a resuming client or a new topic's `listen` gives up on it. Default `5000`. */
   commandTimeoutMs?: number;
-  /** Seconds a log made by a subscriber stays when no event is ever published to it. Default one day. */
-  unusedLogTtlSeconds?: number;
+  /** How many recent appends per topic keep their idempotency key (a resend or retry within them applies once). Default `1000`. */
+  idempotencyWindow?: number;
 }
 
-const scripts = { position: new Script(POSITION), read: new Script(READ), publish: new Script(PUBLISH) };
+const scripts = { position: new Script(POSITION), read: new Script(READ), append: new Script(APPEND) };
+
+/** The most appends one script call takes: a bigger batch waits for the next call. */
+const MAX_BATCH = 256;
 
 /**
- * The hub across processes and machines, on Redis Streams. Per topic a stream holds the log and a
- * small hash its epoch and seq; a publish is one atomic script (so every process agrees on ids, and a
- * lost or evicted key becomes a new epoch — a reset, never a silent gap); one blocking reader per
- * process follows the topics with local subscribers. `client` is the app's own ioredis or node-redis
- * client; the reader runs on a duplicate of it, made when the first subscriber arrives.
+ * The hub across processes and machines, on Redis Streams. Per topic a stream holds the log, a small
+ * hash its epoch and seq, and a sorted set the idempotency keys of its recent appends; the appends of
+ * one topic in one turn are one atomic script (so every process agrees on ids, a resend applies once,
+ * and a lost or evicted key becomes a new epoch — a reset, never a silent gap); one blocking reader per
+ * process follows the topics with local subscribers. Reading a topic nobody published to writes
+ * nothing. `client` is the app's own ioredis or node-redis client; the reader runs on a duplicate of
+ * it, made when the first subscriber arrives.
  * @example createHub({ store: redisStore(new Redis(process.env.REDIS_URL), { maxLen: 10_000 }) })
  */
 export function redisStore(client: RedisClientLike, options: RedisStoreOptions = {}): HubStore {
@@ -55,7 +61,7 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
     prefix,
     blockMs: checkDuration(options.blockMs, 'blockMs', owner, 1000),
     commandTimeoutMs: checkDuration(options.commandTimeoutMs, 'commandTimeoutMs', owner, 5000),
-    unusedLogTtlSeconds: checkCount(options.unusedLogTtlSeconds, 'unusedLogTtlSeconds', owner, 86_400, 0),
+    idempotencyWindow: checkCount(options.idempotencyWindow, 'idempotencyWindow', owner, 1000, 1),
   };
   const commands = commandsOf(client, (error) => debug('reader connection: %s', error));
   return new RedisStore(commands, settings);
@@ -66,13 +72,24 @@ interface Settings {
   readonly prefix: string;
   readonly blockMs: number;
   readonly commandTimeoutMs: number;
-  readonly unusedLogTtlSeconds: number;
+  readonly idempotencyWindow: number;
+}
+
+interface PendingAppend {
+  readonly fields: string[];
+  readonly key: string;
+  resolve(id: LogId): void;
+  reject(error: unknown): void;
 }
 
 class RedisStore implements HubStore {
   readonly #commands: Commands;
   readonly #settings: Settings;
   readonly #reader: LiveReader;
+  readonly #seen = new Seen();
+  readonly #realmKey: string;
+  /** Per topic, the appends waiting for its call in flight to finish: one call per topic at a time. */
+  readonly #waiting = new Map<string, PendingAppend[]>();
   #failures = 0;
   /** Candidate epochs are this store's random token and a count: no random bytes per command. */
   readonly #instance = newEpoch();
@@ -81,49 +98,75 @@ class RedisStore implements HubStore {
   constructor(commands: Commands, settings: Settings) {
     this.#commands = commands;
     this.#settings = settings;
-    this.#reader = new LiveReader(commands, settings.blockMs);
+    this.#realmKey = `${settings.prefix}:realm`;
+    this.#reader = new LiveReader(
+      commands,
+      {
+        run: (what, topic, command) => this.#run(what, topic, () => command(this.#commands)),
+        recheck: async (topic) => (await this.position(topic)).epoch,
+        saw: (topic, epoch, seq) => this.#seen.saw(topic, epoch, seq),
+      },
+      settings.blockMs,
+    );
   }
 
-  async append(topic: string, record: HubRecord, _options: AppendOptions): Promise<LogId> {
-    const keys = this.#keys(topic);
-    const reply = await this.#run('publish to', topic, () =>
-      scripts.publish.run(
-        this.#commands,
-        [keys.meta, keys.log],
-        [this.#candidateEpoch(), String(this.#settings.maxLen), ...recordFields(record)],
-      ),
-    );
-    const [epoch, seq] = reply as [string, number];
-    this.#reader.noticeEpoch(topic, String(epoch));
-    return { epoch: String(epoch), seq: Number(seq) };
+  /**
+   * Queues the append; the topic's queue goes to Redis as one script call, in call order, as soon as
+   * no call of the topic is in flight — so ids follow the order of the calls, and a burst of one turn
+   * costs Redis one script.
+   */
+  append(topic: string, record: HubRecord, options: AppendOptions): Promise<LogId> {
+    return new Promise<LogId>((resolve, reject) => {
+      const pending = { fields: recordFields(record), key: options.idempotencyKey, resolve, reject };
+      const queue = this.#waiting.get(topic);
+      if (queue !== undefined) {
+        queue.push(pending);
+        return;
+      }
+      this.#waiting.set(topic, [pending]);
+      queueMicrotask(() => void this.#appendWaiting(topic));
+    });
+  }
+
+  async #appendWaiting(topic: string): Promise<void> {
+    const queue = this.#waiting.get(topic)!;
+    const batch = queue.splice(0, MAX_BATCH);
+    const args = [String(this.#settings.maxLen), String(this.#settings.idempotencyWindow)];
+    for (const { key, fields } of batch) args.push(key, String(fields.length), ...fields);
+    try {
+      const reply = (await this.#script('publish to', topic, scripts.append, args)) as unknown[];
+      const epoch = String(reply[1]);
+      const seqs = reply.slice(2).map(Number);
+      this.#seen.saw(topic, epoch, Math.max(...seqs));
+      this.#reader.noticeEpoch(topic, epoch);
+      for (const [i, append] of batch.entries()) append.resolve({ epoch, seq: seqs[i]! });
+    } catch (error) {
+      for (const append of batch) append.reject(error);
+    }
+    if (queue.length > 0) void this.#appendWaiting(topic);
+    else this.#waiting.delete(topic);
   }
 
   async position(topic: string): Promise<LogPosition> {
-    const keys = this.#keys(topic);
-    const reply = await this.#run('read the position of', topic, () =>
-      scripts.position.run(
-        this.#commands,
-        [keys.meta, keys.log],
-        [this.#candidateEpoch(), String(this.#settings.unusedLogTtlSeconds)],
-      ),
+    return this.#positionOf(
+      topic,
+      (await this.#script('read the position of', topic, scripts.position)) as unknown[],
     );
-    return positionOf(reply as unknown[]);
   }
 
   async read(topic: string, after: number, limit: number): Promise<LogPage> {
-    const keys = this.#keys(topic);
-    const reply = (await this.#run('replay', topic, () =>
-      scripts.read.run(
-        this.#commands,
-        [keys.meta, keys.log],
-        [this.#candidateEpoch(), String(this.#settings.unusedLogTtlSeconds), String(after), String(limit)],
-      ),
-    )) as unknown[];
-    const entries = (reply[3] ?? []) as RawEntry[];
-    return { position: positionOf(reply), events: entries.map((entry) => toStoredEvent(entry).event) };
+    const reply = (await this.#script('replay', topic, scripts.read, [
+      String(after),
+      String(limit),
+    ])) as unknown[];
+    const entries = (reply[4] ?? []) as RawEntry[];
+    return {
+      position: this.#positionOf(topic, reply),
+      events: entries.map((entry) => toStoredEvent(entry).event),
+    };
   }
 
-  listen(topic: string, onEvents: (epoch: string, events: readonly StoredEvent[]) => void): Promise<void> {
+  listen(topic: string, onEvents: EventsListener): Promise<void> {
     return this.#reader.follow(topic, this.#keys(topic), onEvents);
   }
 
@@ -144,15 +187,34 @@ class RedisStore implements HubStore {
     return this.#reader.close();
   }
 
-  /** An epoch for a log the script finds missing (only then used): unique across processes and lives. */
-  #candidateEpoch(): string {
-    return `${this.#instance}${(this.#candidates++).toString(36)}`;
+  /** A topic's script, told what this process saw of the topic (see `Seen`). */
+  #script(what: string, topic: string, script: Script, args: readonly string[] = []): Promise<unknown> {
+    const keys = this.#keys(topic);
+    const candidate = `${this.#instance}${(this.#candidates++).toString(36)}`;
+    return this.#run(what, topic, () =>
+      script.run(
+        this.#commands,
+        [keys.meta, keys.log, keys.idempotency, this.#realmKey],
+        [candidate, ...this.#seen.args(topic), ...args],
+      ),
+    ).then((reply) => {
+      this.#seen.realm(String((reply as unknown[])[0]));
+      return reply;
+    });
+  }
+
+  /** A script's { realm, epoch | null, head, first } as a position, remembered. */
+  #positionOf(topic: string, reply: unknown[]): LogPosition {
+    const emptyEpoch = String(reply[0]);
+    const epoch = reply[1] == null ? undefined : String(reply[1]);
+    const head = Number(reply[2]);
+    this.#seen.saw(topic, epoch, head);
+    return { epoch: epoch ?? emptyEpoch, head, first: Number(reply[3]), emptyEpoch };
   }
 
   #keys(topic: string): Keys {
     return keysOf(this.#settings.prefix, topic);
   }
-
   /**
    * One command for the hub, failing clearly: after `commandTimeoutMs` at most (a client queues
    * commands while it reconnects, which would otherwise hold a publish until Redis is back), with
@@ -179,9 +241,4 @@ class RedisStore implements HubStore {
       clearTimeout(timer);
     }
   }
-}
-
-function positionOf(reply: unknown[]): LogPosition {
-  // every log is begun by the script that reads it: no id names a topic without one
-  return { epoch: String(reply[0]), head: Number(reply[1]), first: Number(reply[2]), emptyEpoch: '' };
 }

@@ -1,0 +1,40 @@
+/** How many topics a process remembers; past it, the least recently seen are forgotten. */
+const REMEMBERED_TOPICS = 100_000;
+
+/**
+ * What this process saw of each topic's log — its epoch and the highest seq — and of the realm (the
+ * store's emptyEpoch). Every script is told it, so that Redis found below it (gone back in time) or
+ * without a log it knew (lost) starts a new life and changes the emptyEpoch, instead of handing the
+ * same ids to other events. Bounded: a topic forgotten is only a loss that goes unnoticed by this
+ * process, never a wrong verdict.
+ */
+export class Seen {
+  #realm = '';
+  readonly #topics = new Map<string, { epoch: string; seq: number }>();
+
+  /** The scripts' arguments 2 to 4: the epoch and seq seen of `topic`, and the realm seen. */
+  args(topic: string): [epoch: string, seq: string, realm: string] {
+    const known = this.#topics.get(topic);
+    return [known?.epoch ?? '', String(known?.seq ?? 0), this.#realm];
+  }
+
+  realm(realm: string): void {
+    this.#realm = realm;
+  }
+
+  /** The log of `topic` stands at `seq` of `epoch`, or has no log (`undefined`). */
+  saw(topic: string, epoch: string | undefined, seq: number): void {
+    const known = this.#topics.get(topic);
+    if (epoch === undefined) {
+      this.#topics.delete(topic);
+      return;
+    }
+    if (known !== undefined && known.epoch === epoch) {
+      known.seq = Math.max(known.seq, seq);
+      return;
+    }
+    this.#topics.delete(topic);
+    this.#topics.set(topic, { epoch, seq });
+    if (this.#topics.size > REMEMBERED_TOPICS) this.#topics.delete(this.#topics.keys().next().value!);
+  }
+}
