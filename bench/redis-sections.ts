@@ -46,7 +46,7 @@ async function measured<P>(redis: BenchRedis, phase: () => Promise<P>): Promise<
 const inOrder = (result: Phased<unknown>) => statusOf(result, 'every client got every event, in order');
 
 export async function pairSection({ scale, redis }: RedisContext): Promise<void> {
-  const [clients, rounds] = [1000, 9];
+  const [clients, rounds] = [1000, 5];
   const events = Math.max(20, Math.round(150 * scale));
   const paced = Math.max(5, Math.round(15 * scale));
   log(`Redis pair, ${clients} clients, ${rounds} rounds × (${events} events + ${paced} every 100 ms)`);
@@ -109,7 +109,7 @@ which sends Redis nothing, shows the background (the other rig's idle readers).`
 }
 
 export async function publishSection({ scale, redis }: RedisContext): Promise<void> {
-  const [windows, rounds] = [[1, 16, 128], 7];
+  const [windows, rounds] = [[1, 16, 128], 5];
   const count = Math.max(500, Math.round(5000 * scale));
   log(
     `Publish, ${rounds} rounds × ${count} publishes at ${windows.join(', ')} in flight, stores interleaved`,
@@ -171,8 +171,8 @@ inside its time). Ids must come back in publish order, every subscriber get ever
 }
 
 export async function scaleoutSection({ scale, redis }: RedisContext): Promise<void> {
-  const [counts, clients, rounds, intervalMs] = [[1, 2, 4, 8], 200, 5, 20];
-  const events = Math.max(20, Math.round(100 * scale));
+  const [counts, clients, rounds, intervalMs] = [[1, 2, 4, 8], 4000, 3, 100];
+  const events = Math.max(10, Math.round(40 * scale));
   log(
     `Scale-out, ${clients} clients over 1, 2, 4, 8 processes, ${rounds} rounds × ${events} events, ${intervalMs} ms apart`,
   );
@@ -180,12 +180,18 @@ export async function scaleoutSection({ scale, redis }: RedisContext): Promise<v
     id: `${n}`,
     rig: () => new Rig({ variants: processes(n), clients, env: env(redis), warmup: 20 }),
   }));
-  const results = await suite<Measured<Phase>>(rigs, rounds, async (rig) => ({
-    paced: await measured(redis, () => rig.phase({ count: events, intervalMs }, 60_000)),
-  }));
-  type Row = [string, Phased<Measured<Phase>>];
-  const of = ([, r]: Row, value: (p: Measured<Phase>) => number) => pick(r.phases.paced ?? [], value);
+  // Redis's CPU with every reader following and nothing published, as long as a phase: its background
+  const idle = () => new Promise<void>((resolve) => setTimeout(resolve, events * intervalMs));
+  const results = await suite<Measured<Phase> & { quietCpuUs: number }>(rigs, rounds, async (rig) => {
+    const paced = await measured(redis, () => rig.phase({ count: events, intervalMs }, 60_000));
+    const { redis: quiet } = await redis.around(idle);
+    return { paced: { ...paced, quietCpuUs: quiet.cpuUs } };
+  });
+  type Row = [string, Phased<Measured<Phase> & { quietCpuUs: number }>];
+  const of = ([, r]: Row, value: (p: Measured<Phase> & { quietCpuUs: number }) => number) =>
+    pick(r.phases.paced ?? [], value);
   const perPublish = (r: Row) => of(r, (p) => p.redis.cpuUs / p.published);
+  const abovePerPublish = (r: Row) => of(r, (p) => (p.redis.cpuUs - p.quietCpuUs) / p.published);
   const mix = ([, r]: Row) => {
     const ok = (r.phases.paced ?? []).filter((p) => p.ok);
     return commandMix(
@@ -194,15 +200,17 @@ export async function scaleoutSection({ scale, redis }: RedisContext): Promise<v
     );
   };
   const row = newTable<Row>(
-    `N server processes (ioredis and node-redis in turn) on the run's own Redis, ${clients} clients split between them
-(few, so that 8 processes fit 2 cores), one topic; the first process publishes one event every ${intervalMs} ms, so every
-live reader wakes for every event. Redis CPU = INFO cpu per published event (its cron included); commands and their
-µs from INFO commandstats (the commands sent; a script counted once).`,
+    `N server processes (ioredis and node-redis in turn) on the run's own Redis, ${clients} clients split between them,
+one topic; the first process publishes one event every ${intervalMs} ms, so every
+live reader wakes for every event. Redis CPU = INFO cpu per published event (its cron included); "above idle"
+subtracts a window as long with nothing published (every reader following); commands and their µs from INFO
+commandstats (the commands sent; a script counted once).`,
     [
       ['Scale-out', ([n]) => `${n} process${n === '1' ? '' : 'es'}`],
       ['clients', () => `${clients}`],
       ['events', () => `${rounds}×${events}`],
       ['Redis CPU µs/publish', (r) => d1(perPublish(r))],
+      ['above idle', (r) => d1(abovePerPublish(r))],
       [
         'vs 1 process',
         ([, r]) =>
@@ -220,7 +228,7 @@ live reader wakes for every event. Redis CPU = INFO cpu per published event (its
   const fit: Array<[number, number]> = [];
   for (const entry of results) {
     row(entry);
-    const perEvent = perPublish(entry);
+    const perEvent = abovePerPublish(entry);
     if (entry[1].ok && perEvent !== undefined) fit.push([Number(entry[0]), perEvent]);
   }
   if (fit.length < 2) return;
@@ -229,7 +237,7 @@ live reader wakes for every event. Redis CPU = INFO cpu per published event (its
   const [mx, my] = [mean((p) => p[0]), mean((p) => p[1])];
   const b = mean((p) => (p[0] - mx) * (p[1] - my)) / mean((p) => (p[0] - mx) ** 2);
   reportNotes.push(
-    `scale-out: Redis CPU per published event ≈ ${d0(my - b * mx)} µs + ${d0(b)} µs × processes (least squares)`,
+    `scale-out: Redis CPU per published event above idle ≈ ${d0(my - b * mx)} µs + ${d0(b)} µs × processes (least squares)`,
   );
 }
 
@@ -237,88 +245,116 @@ export async function stormSection({ scale, redis }: RedisContext): Promise<void
   const servers = 4;
   const clients = Math.max(400, Math.round((4000 * Math.min(1, scale)) / 4) * 4);
   const [first, second, rounds, spreadMs] = [25, 25, 3, 1000];
-  log(`Reconnect storm, ${clients} clients over ${servers} processes, ${rounds} rounds`);
+  const modes = { tail: 'tail (default)', 'no-tail': 'tail: null' } as const;
+  log(
+    `Reconnect storm, ${clients} clients over ${servers} processes, ${rounds} rounds, with the tail and without`,
+  );
   type Row = {
     label: string;
     missed: string;
     redis: RedisDelta;
-    base: RedisDelta;
+    base?: RedisDelta;
     spanMs?: number;
     status: string;
   };
   const row = newTable<Row>(
-    `${clients} clients over ${servers} processes (ioredis and node-redis in turn) on the run's own Redis. Each round the first half
-drops, ${first} events are published, the second half drops, ${second} more; then all reconnect with their Last-Event-ID,
-started within ${spreadMs} ms, so the first half misses ${first + second} events and the second ${second}. Redis figures from
-INFO cpu and commandstats, from the first reconnect to the last event replayed; "first connect": the same clients
-connecting anew at the start. exact = each client got exactly what it missed (the count, in publish order, no
-reset), none closed.`,
+    `${clients} clients over ${servers} processes (ioredis and node-redis in turn) on the run's own Redis, once with the hub's
+tail (createHub() default for a Redis store) and once with createHub({ tail: null }), both open at once, taking turns.
+Each round the first half drops, ${first} events are published, the second half drops, ${second} more; then all reconnect
+with their Last-Event-ID, started within ${spreadMs} ms, so the first half misses ${first + second} events and the second ${second}.
+Redis figures from INFO cpu and commandstats, from the first reconnect to the last event replayed; "vs tail: null":
+the same round of the rig without the tail. exact = each client got exactly what it missed (the count, in publish
+order, no reset), none closed.`,
     [
       ['Reconnect storm', (r) => r.label],
       ['clients', () => `${clients}`],
       ['missed', (r) => r.missed],
       ['Redis commands/client', (r) => d2(r.redis.calls / clients)],
-      ['vs first connect', (r) => d2(r.redis.calls / r.base.calls)],
+      ['vs tail: null', (r) => (r.base ? d2(r.redis.calls / r.base.calls) : '—')],
       ['Redis CPU ms', (r) => d1(r.redis.cpuUs / 1000)],
       ['Redis CPU µs/client', (r) => d1(r.redis.cpuUs / clients)],
-      ['vs first connect', (r) => d2(r.redis.cpuUs / r.base.cpuUs)],
-      ['command µs/client', (r) => d1(r.redis.usec / clients)],
+      ['vs tail: null', (r) => (r.base ? d2(r.redis.cpuUs / r.base.cpuUs) : '—')],
       ['reconnected in ms', (r) => d0(r.spanMs)],
-      ['status', (r) => `${r.status} (${commandMix([r.redis], clients)})`],
+      ['status', (r) => `${r.status} (${commandMix([r.redis], clients) || 'no command'})`],
     ],
   );
-  const rig = new Rig({ variants: processes(servers), clients, env: env(redis), warmup: 20, trackIds: true });
-  const client = () => rig.client!;
-  try {
-    const { redis: base } = await redis.around(() => rig.connect());
-    await rig.warm();
-    row({ label: 'first connect', missed: '0', redis: base, base, status: 'ok' });
+  const rigs = Object.keys(modes).map(
+    (mode) =>
+      new Rig({
+        variants: processes(servers),
+        clients,
+        env: env(redis),
+        warmup: 20,
+        trackIds: true,
+        flags: mode === 'no-tail' ? ['no-tail'] : [],
+      }),
+  );
+  const stormOf = async (rig: Rig, round: number) => {
+    const client = rig.client!;
     const publish = (count: number) =>
       rig.servers[0]!.request({ type: 'run', count, timeLimitMs: 10_000 }, 'sent', 15_000);
-    for (let round = 0; round < rounds; round++) {
-      await client().request({ type: 'drop', from: 0, to: clients / 2 }, 'dropped', 10_000);
-      await publish(first);
-      await client().request({ type: 'drop', from: clients / 2, to: clients }, 'dropped', 10_000);
-      await publish(second);
-      rig.delivered += first + second;
-      const tag = `storm${round}`;
-      const { value, redis: storm } = await redis.around(async () => {
-        await client().request({ type: 'expect', tag, total: clients * rig.delivered }, 'expecting', 5_000);
-        const resumed = await client().request(
-          { type: 'resume', groups: rig.shares, spreadMs },
-          'resumed',
-          spreadMs + 30_000,
-        );
-        await client()
-          .waitFor('reached', 30_000, (m) => m.tag === tag)
-          .catch(() => undefined);
-        await new Promise((resolve) => setTimeout(resolve, 30)); // late or duplicate bytes would show
-        return { resumed, status: await client().request({ type: 'status' }, 'status', 10_000) };
-      });
-      const { resumed, status } = value;
-      const problems = [
-        checkClients(status, rig.delivered),
-        status.resets ? `${status.resets} resets` : undefined,
-        resumed.failures ? `${resumed.failures} reconnects failed` : undefined,
-      ].filter(Boolean);
-      const spanMs = ((resumed.lastHeadUs as number) - (resumed.startedUs as number)) / 1000;
-      const ok = problems.length === 0;
-      log(
-        `  round ${round + 1}: ${d2(storm.calls / clients)} commands/client, ${ok ? 'exact' : problems.join('; ')}`,
+    await client.request({ type: 'drop', from: 0, to: clients / 2 }, 'dropped', 10_000);
+    await publish(first);
+    await client.request({ type: 'drop', from: clients / 2, to: clients }, 'dropped', 10_000);
+    await publish(second);
+    rig.delivered += first + second;
+    const tag = `storm${round}`;
+    const { value, redis: storm } = await redis.around(async () => {
+      await client.request({ type: 'expect', tag, total: clients * rig.delivered }, 'expecting', 5_000);
+      const resumed = await client.request(
+        { type: 'resume', groups: rig.shares, spreadMs },
+        'resumed',
+        spreadMs + 30_000,
       );
-      row({
-        label: `storm, round ${round + 1}`,
-        missed: `${second}–${first + second}`,
-        redis: storm,
-        base,
-        spanMs,
-        status: ok ? 'ok: exact' : `FAILED: ${problems.join('; ')}`,
-      });
-      if (!ok) break;
+      await client.waitFor('reached', 30_000, (m) => m.tag === tag).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 30)); // late or duplicate bytes would show
+      return { resumed, status: await client.request({ type: 'status' }, 'status', 10_000) };
+    });
+    const { resumed, status } = value;
+    const problems = [
+      checkClients(status, rig.delivered),
+      status.resets ? `${status.resets} resets` : undefined,
+      resumed.failures ? `${resumed.failures} reconnects failed` : undefined,
+    ].filter(Boolean);
+    const spanMs = ((resumed.lastHeadUs as number) - (resumed.startedUs as number)) / 1000;
+    return { storm, spanMs, status: problems.length === 0 ? 'ok: exact' : `FAILED: ${problems.join('; ')}` };
+  };
+  try {
+    for (const rig of rigs) {
+      await rig.connect();
+      await rig.warm();
+    }
+    const results: Array<Array<Awaited<ReturnType<typeof stormOf>>>> = [[], []];
+    for (let round = 0; round < rounds; round++) {
+      for (const i of round % 2 === 0 ? [0, 1] : [1, 0]) results[i]!.push(await stormOf(rigs[i]!, round));
+      log(`  round ${round + 1}: ${results.map((r) => r[round]!.status).join(', ')}`);
+      if (results.some((r) => !r[round]!.status.startsWith('ok'))) break;
+    }
+    const ratios: number[][] = [[], []];
+    for (const [i, label] of Object.values(modes).entries()) {
+      for (const [round, r] of results[i]!.entries()) {
+        const base = i === 0 ? results[1]![round]?.storm : undefined;
+        if (base) {
+          ratios[0]!.push(r.storm.calls / clients);
+          ratios[1]!.push(r.storm.cpuUs / base.cpuUs);
+        }
+        row({
+          label: `${label}, round ${round + 1}`,
+          missed: `${second}–${first + second}`,
+          redis: r.storm,
+          base,
+          ...r,
+        });
+      }
+    }
+    if (ratios[0]!.length > 0) {
+      reportNotes.push(
+        `storm: ${verdict('Redis commands per resuming client with the tail', medianOf(ratios[0]!), '≤0.05')}; ${verdict('Redis CPU vs tail: null', medianOf(ratios[1]!), '≤0.1')}`,
+      );
     }
   } catch (error) {
     reportNotes.push(`the storm failed: ${firstLine(error)}`);
   } finally {
-    rig.close();
+    for (const rig of rigs) rig.close();
   }
 }

@@ -4,8 +4,15 @@
  * CPU (`INFO cpu`) and per-command counts and times (`INFO commandstats`) are read around a phase.
  */
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
-import { findRedisServer, OwnRedis } from '../__tests__/helpers/redis';
+import type { OwnRedis } from '../__tests__/helpers/redis';
+
+/** The tests' Redis helpers, written for Jest's CommonJS: they call `require` when loaded, which the bench's ESM lacks. */
+async function testHelpers(): Promise<typeof import('../__tests__/helpers/redis')> {
+  (globalThis as { require?: NodeRequire }).require ??= createRequire(import.meta.url);
+  return import('../__tests__/helpers/redis');
+}
 
 /** Commands Redis runs only inside the store's scripts: counted in commandstats, and in EVALSHA's time too. */
 const INSIDE_SCRIPTS = new Set([
@@ -51,6 +58,7 @@ export class BenchRedis {
 
   /** Starts the run's own Redis, or says why it cannot (the Redis sections are then skipped). */
   static async start(): Promise<BenchRedis | string> {
+    const { findRedisServer, OwnRedis } = await testHelpers();
     const binary = findRedisServer();
     if (binary === undefined) return 'no redis-server binary (apt-get install redis-server)';
     const server = await OwnRedis.start(binary);

@@ -1,6 +1,7 @@
 // The server child of every benchmark: `node --expose-gc server.mjs <variant> [flag…]`, driven by IPC.
 // Flags: hold (memory and idle runs: keep nothing per stream beyond what the variant keeps; count
-// timers and GC), count-writes (count socket writes), heartbeat=<ms>, coalesce=<ms> (the hub's option).
+// timers and GC), count-writes (count socket writes), heartbeat=<ms>, coalesce=<ms> (the hub's option),
+// no-tail (createHub({ tail: null }): every resuming client asks the store).
 // The Redis variants read REDIS_URL, BENCH_REDIS_PREFIX and BENCH_TOPIC; BENCH_CPU_PROFILE=<file>
 // profiles the measured phases (bench/profile.ts). Every event carries its publish time (µs on
 // CLOCK_MONOTONIC, shared by every process of the machine) after a '#', the one '#' of the event, so
@@ -18,6 +19,7 @@ const flagValue = (name) => flags.find((f) => f.startsWith(`${name}=`))?.split('
 const hold = flags.includes('hold');
 const heartbeatMs = flagValue('heartbeat') === undefined ? undefined : Number(flagValue('heartbeat'));
 const coalesceMs = Number(flagValue('coalesce') ?? '0');
+const noTail = flags.includes('no-tail');
 const TOPIC = process.env.BENCH_TOPIC ?? 'bench';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SSE_HEADERS = {
@@ -263,6 +265,7 @@ async function hubServer(redisClient) {
   }
   // Passed only when asked for: a build without the option may refuse it.
   if (coalesceMs > 0) options.coalesceMs = coalesceMs;
+  if (noTail) options.tail = null;
   const hub = createHub(options);
   const app = (await import('express')).default();
   app.use(sseChannel(heartbeatOption()));
