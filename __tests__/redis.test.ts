@@ -369,6 +369,25 @@ redis.describe.each(REDIS_CLIENTS)(
         await until(() => dataOf(client).includes('3'), 'live again', 10_000);
       });
 
+      it('answers the first subscriber of a topic while Redis is down with the head and an end, in bounded time, and closes at once', async () => {
+        const hub = createHub({
+          store: redisStore(await connectRedis(redisClient, server.url), { commandTimeoutMs: 300 }),
+        });
+        const app = await serveHub(hub, { retryMs: null });
+        await server.kill();
+        const client = new RawSseClient(app.port, '/feed/never-followed');
+        await until(
+          () => client.terminated,
+          () => `the response to end while Redis is down: ${JSON.stringify(client.head + client.body)}`,
+          5000,
+        );
+        expect(client.head).toMatch(/^HTTP\/1\.1 200/);
+        const closing = hub.close().then(() => 'closed');
+        expect(await Promise.race([closing, sleep(3000).then(() => 'still closing after 3 s')])).toBe(
+          'closed',
+        );
+      });
+
       it('lets go of its reader connection on close() while Redis is down: nothing of it reconnects once Redis is back', async () => {
         const hub = createHub({ store: redisStore(await connectRedis(redisClient, server.url)) });
         const app = await serveHub(hub, { retryMs: null });
