@@ -610,31 +610,37 @@ describe('live delivery on a many-topic stream', () => {
   });
 
   it('paces a burst bigger than bufferBytes from the log, and resumes a client closed as slow with nothing lost', async () => {
+    const B = 800;
     const hub = hubOf({ store: memoryStore({ size: 2000 }) });
     const app = await serveHub(hub, { retryMs: null, bufferBytes: 32 * 1024, heartbeatMs: null });
     const keeping = new RawSseClient(app.port, '/topics/a,b');
     const slow = new RawSseClient(app.port, '/topics/a,b');
     await until(() => [keeping, slow].every((c) => c.body.includes('id: ')), 'positioned');
     slow.socket.pause();
-    // a burst in one tick on a (100 KB), then one event per turn on both (4 MB)
+    // a burst in one tick on a (100 KB), then one event per turn on b: 16 MB, more than loopback's socket
+    // buffers take (they grow to several MB each), so the paused client's backlog stays in the process
     for (let n = 1; n <= 100; n++)
       void hub.publish('a', { event: 'msg', data: `a:${n} ${'z'.repeat(1000)}` });
-    for (let n = 1; n <= 200; n++) {
+    for (let n = 1; n <= B; n++) {
       await hub.publish('b', { event: 'msg', data: `b:${n} ${'y'.repeat(20_000)}` });
       await afterPendingEvents();
     }
-    await until(() => parseEvents(keeping.body).events.length === 300, 'every event', 10_000);
-    expect(byTopic(parseEvents(keeping.body).events)).toEqual({ a: numbers(1, 100), b: numbers(1, 200) });
+    await until(() => parseEvents(keeping.body).events.length === 100 + B, 'every event', 20_000);
+    expect(byTopic(parseEvents(keeping.body).events)).toEqual({ a: numbers(1, 100), b: numbers(1, B) });
     expectExactCursors(keeping.body, ['a', 'b']);
     await until(() => hub.stats().slowCloses === 1, 'the slow one closed');
     slow.socket.resume();
     await slow.waitClosed();
     const got = parseEvents(slow.body);
     const again = new RawSseClient(app.port, '/topics/a,b', { 'Last-Event-ID': got.lastId! });
-    await until(() => got.events.length + parseEvents(again.body).events.length === 300, 'the rest', 10_000);
+    await until(
+      () => got.events.length + parseEvents(again.body).events.length === 100 + B,
+      'the rest',
+      20_000,
+    );
     expect(byTopic([...got.events, ...parseEvents(again.body).events])).toEqual({
       a: numbers(1, 100),
-      b: numbers(1, 200),
+      b: numbers(1, B),
     });
   });
 
