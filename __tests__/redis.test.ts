@@ -18,6 +18,7 @@ import {
   currentClient,
   findRedisServer,
   ioredisClient,
+  loseLog,
   OwnRedis,
   partnerOf,
   REDIS_CLIENTS,
@@ -111,7 +112,7 @@ redis.describe.each(REDIS_CLIENTS)(
       // while the client is away: events of a and b, and c's log lost (as an eviction would lose it), begun anew
       await publishRounds(io, ['a'], 2, 150);
       await publishRounds(node, ['b'], 2, 3);
-      await ioredisClient().del(`{${prefix}:c}:meta`, `{${prefix}:c}:log`);
+      await loseLog(ioredisClient(), prefix, 'c');
       await publishRounds(io, ['c'], 2, 2);
       const again = new RawSseClient(onNode.port, '/topics/a,b,c', {
         'Last-Event-ID': parseEvents(first.body).lastId!,
@@ -145,7 +146,7 @@ redis.describe.each(REDIS_CLIENTS)(
       await until(() => dataOf(live).length === 1, 'the first event');
       // the log is lost, as a FLUSHALL or an eviction would lose it
       const admin = ioredisClient();
-      await admin.del(`{${prefix}:t}:meta`, `{${prefix}:t}:log`);
+      await loseLog(admin, prefix, 't');
       await publishMany(a, 't', 2, 3);
       await until(() => parseEvents(live.body).events.some((e) => e.event === 'reset'), 'a reset', 5000);
       await until(() => dataOf(live).length === 3, 'the new life of the log', 5000);
@@ -177,7 +178,7 @@ redis.describe.each(REDIS_CLIENTS)(
         }
       })();
       try {
-        await ioredisClient().del(`{${prefix}:t}:meta`, `{${prefix}:t}:log`, `{${prefix}:t}:keys`);
+        await loseLog(ioredisClient(), prefix, 't');
         await publishMany(a, 't', 3, 4);
         await until(() => dataOf(live).length === 4, 'the events of the new life, on B', 5000);
       } finally {

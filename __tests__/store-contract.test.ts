@@ -10,6 +10,7 @@ import {
   closeClients,
   connectRedis,
   ioredisClient,
+  loseLog,
   REDIS_CLIENTS,
   REDIS_URL,
   redisAnswers,
@@ -661,7 +662,7 @@ redis.describe(`runStoreContract on redisStore against a real Redis${redis.label
       const admin = ioredisClient();
       try {
         const result = await runStoreContract(async () => redisStore(await connect(), { prefix }), {
-          loseLog: (topic) => deleteKeys(admin, `${globEscaped(`{${prefix}:${topic}}`)}*`),
+          loseLog: (topic) => loseLog(admin, prefix, topic),
           rewind: (topic, head) => rewindTopic(admin, prefix, topic, head),
           sharedEngine: true,
           timeoutMs: 3000,

@@ -171,6 +171,12 @@ export class OwnRedis {
   }
 }
 
+/** Every key of the topic's log gone, as an eviction or a flush takes them. */
+export async function loseLog(admin: Redis, prefix: string, topic: string): Promise<void> {
+  const { meta, log, idempotency } = keysOf(prefix, topic);
+  await admin.del(meta, log, idempotency);
+}
+
 /** Redis as restored from a snapshot taken when the topic's head was `head`: later entries gone. */
 export async function rewindTopic(admin: Redis, prefix: string, topic: string, head: number): Promise<void> {
   const { meta, log } = keysOf(prefix, topic);

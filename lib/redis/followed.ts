@@ -25,15 +25,15 @@ export function readFromStart(followed: Followed, epoch: string | undefined): vo
   followed.cursor = '0-0';
 }
 
-/**
- * The followed logs whose life changed under the reader, with the epoch Redis has now: gone (lost), of
- * another epoch (lost and begun again), or below the cursor in the same epoch (gone back in time).
- */
-export async function findRestarted(
-  connection: Commands,
-  followed: readonly Followed[],
-): Promise<Array<{ followed: Followed; epoch: string | undefined }>> {
-  const restarted: Array<{ followed: Followed; epoch: string | undefined }> = [];
+/** Where a followed log stands in Redis: its epoch (`undefined` with no log) and its head seq. */
+export interface Standing {
+  readonly epoch: string | undefined;
+  readonly head: number;
+}
+
+/** Where each log stands, read with the reader's own script, a chunk of metas per call. */
+export async function standingsOf(connection: Commands, followed: readonly Followed[]): Promise<Standing[]> {
+  const standings: Standing[] = [];
   for (let at = 0; at < followed.length; at += CHECK_CHUNK) {
     const chunk = followed.slice(at, at + CHECK_CHUNK);
     const reply = (await standing.run(
@@ -41,18 +41,23 @@ export async function findRestarted(
       chunk.map((f) => f.keys.meta),
       [],
     )) as unknown[];
-    for (const [i, f] of chunk.entries()) {
-      const epoch = reply[2 * i] == null ? undefined : String(reply[2 * i]);
-      const readTo = seqOf(f.cursor!);
-      if (
-        epoch === f.epoch
-          ? epoch === undefined || Number(reply[2 * i + 1]) >= at
-          : f.epoch === undefined && readTo === 0
-      ) {
-        continue; // as the reader left it, or a log begun where there was none: read on
-      }
-      restarted.push({ followed: f, epoch });
+    for (let i = 0; i < chunk.length; i++) {
+      standings.push({
+        epoch: reply[2 * i] == null ? undefined : String(reply[2 * i]),
+        head: Number(reply[2 * i + 1]),
+      });
     }
   }
-  return restarted;
+  return standings;
+}
+
+/**
+ * Whether the followed log's life changed under the reader: gone (lost), of another epoch (lost and
+ * begun again), or below the cursor in the same epoch (gone back in time). A log begun where there was
+ * none is not a change: the reader reads it from its start anyway.
+ */
+export function restarted(followed: Followed, { epoch, head }: Standing): boolean {
+  const readTo = seqOf(followed.cursor!);
+  if (epoch === followed.epoch) return epoch !== undefined && head < readTo;
+  return !(followed.epoch === undefined && readTo === 0);
 }

@@ -2,13 +2,11 @@ import { createDebug } from '../core/debug';
 import { settledWithin } from '../core/util';
 import type { EventsListener, StoredEvent } from '../hub/store';
 import type { Commands } from './client';
-import { type Keys, type RawEntry, seqOf, toStoredEvent } from './entries';
-import { type Followed, findRestarted, readFromStart } from './followed';
-import { NEWEST, Script } from './scripts';
+import { type Keys, type RawEntry, toStoredEvent } from './entries';
+import { type Followed, readFromStart, restarted, type Standing, standingsOf } from './followed';
 import { streamsOf } from './xread';
 
 const debug = createDebug('redis');
-const newest = new Script(NEWEST);
 
 /** How long changes of the followed set gather before a pending read is re-issued for them. */
 const REGROUP_MS = 20;
@@ -18,7 +16,7 @@ const CLOSE_MS = 1000;
 /** What the reader asks of its store: where a topic's log stands, from the store's own view. */
 export interface ReaderHost {
   /** One command on the app's connection, bounded in time, failing as a `HubStoreError`. */
-  run(what: string, topic: string, command: (commands: Commands) => Promise<unknown>): Promise<unknown>;
+  run<T>(what: string, topic: string, command: () => Promise<T>): Promise<T>;
   /** The topic's log looked at again (a loss changes the emptyEpoch; a rewind begins a new life): its epoch now. */
   recheck(topic: string): Promise<string | undefined>;
   /** The reader handed this event over: the newest of the topic this process saw. */
@@ -28,7 +26,7 @@ export interface ReaderHost {
 /**
  * The one live reader of a process: a blocking `XREAD` over the logs of the topics that have local
  * subscribers, on its own connection (a blocking command would stall every other command on the
- * app's). A topic starts at its log's newest entry, looked up on the app's connection, so `listen`
+ * app's). A topic starts at its log's head (its newest entry), looked up on the app's connection, so `listen`
  * answers without waiting for the pending read; the read is re-issued for new topics in groups (at
  * most one `CLIENT UNBLOCK` per {@link REGROUP_MS}), and a topic that left is simply not read again.
  * Every `blockMs`, busy or not, it checks where each followed log stands: a log Redis lost (a flush, a
@@ -122,19 +120,17 @@ export class LiveReader {
     followed?.settle();
   }
 
-  /** Looks up where the topics followed this turn start, in one script on the app's connection. */
+  /**
+   * Looks up where the topics followed this turn start — their logs' heads, in one script on the app's
+   * connection — so that every entry appended after is read, and nothing of before.
+   */
   async #start(): Promise<void> {
     this.#startTimer = undefined;
     const batch = [...this.#starting.values()];
-    let reply: unknown[];
+    let standings: Standing[];
     try {
-      reply = (await this.#host.run('follow', batch.map((f) => f.topic).join('", "'), (commands) =>
-        newest.run(
-          commands,
-          batch.flatMap((f) => [f.keys.meta, f.keys.log]),
-          [],
-        ),
-      )) as unknown[];
+      const topics = batch.map((f) => f.topic).join('", "');
+      standings = await this.#host.run('follow', topics, () => standingsOf(this.#main, batch));
     } catch (error) {
       for (const followed of batch) {
         if (this.#starting.get(followed.topic) !== followed) continue;
@@ -143,16 +139,17 @@ export class LiveReader {
       }
       return;
     }
-    batch.forEach((followed, i) => {
-      if (this.#starting.get(followed.topic) !== followed) return; // left, or followed anew
+    for (const [i, followed] of batch.entries()) {
+      if (this.#starting.get(followed.topic) !== followed) continue; // left, or followed anew
       this.#starting.delete(followed.topic);
-      followed.epoch = reply[2 * i] == null ? undefined : String(reply[2 * i]);
-      followed.cursor = reply[2 * i + 1] == null ? '0-0' : String(reply[2 * i + 1]);
-      if (followed.epoch !== undefined)
-        this.#host.saw(followed.topic, followed.epoch, seqOf(followed.cursor));
+      const { epoch, head } = standings[i]!;
+      // entry ids are `<seq>-0`: the head's id is the newest entry's
+      followed.epoch = epoch;
+      followed.cursor = epoch === undefined ? '0-0' : `${head}-0`;
+      if (epoch !== undefined) this.#host.saw(followed.topic, epoch, head);
       this.#followed.set(followed.topic, followed);
       followed.settle();
-    });
+    }
     this.#regroup();
   }
 
@@ -284,15 +281,14 @@ export class LiveReader {
    */
   async #check(connection: Commands): Promise<void> {
     this.#checkedAt = Date.now();
-    const restarted = await findRestarted(connection, [...this.#followed.values()]);
+    const followed = [...this.#followed.values()];
+    const standings = await standingsOf(connection, followed);
     this.#heardAt = Date.now();
-    for (const { followed, epoch } of restarted) {
-      debug(
-        'the log of topic "%s" was lost or went back in time: reading it from its new start',
-        followed.topic,
-      );
-      const now = await this.#host.recheck(followed.topic).catch(() => epoch);
-      if (this.#followed.get(followed.topic) === followed) readFromStart(followed, now);
+    for (const [i, f] of followed.entries()) {
+      if (!restarted(f, standings[i]!)) continue;
+      debug('the log of topic "%s" was lost or went back in time: reading it from its new start', f.topic);
+      const now = await this.#host.recheck(f.topic).catch(() => standings[i]!.epoch);
+      if (this.#followed.get(f.topic) === f) readFromStart(f, now);
     }
   }
 }

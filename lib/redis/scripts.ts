@@ -20,13 +20,21 @@ import type { Commands } from './client';
  * again to other events, so it begins a new life — a new epoch, clients told to reset.
  */
 const LIFE = `
-local realm = redis.call('GET', KEYS[4])
-if not realm then
+local realm, epoch, head
+local function newRealm()
   realm = ARGV[1] .. 'Z'
   redis.call('SET', KEYS[4], realm)
 end
-local epoch = redis.call('HGET', KEYS[1], 'epoch')
-local head = 0
+local function begin()
+  epoch = ARGV[1]
+  head = 0
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+end
+realm = redis.call('GET', KEYS[4])
+if not realm then newRealm() end
+epoch = redis.call('HGET', KEYS[1], 'epoch')
+head = 0
 if epoch then head = tonumber(redis.call('HGET', KEYS[1], 'seq')) end
 local newest = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
 local lost, rewound = false, false
@@ -38,15 +46,9 @@ elseif ARGV[2] ~= '' then
 end
 if rewound then
   lost = true
-  epoch = ARGV[1]
-  head = 0
-  redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
+  begin()
 end
-if lost and realm == ARGV[4] then
-  realm = ARGV[1] .. 'Z'
-  redis.call('SET', KEYS[4], realm)
-end
+if lost and realm == ARGV[4] then newRealm() end
 `;
 
 /** The oldest seq kept (`head + 1` when none is). */
@@ -75,11 +77,7 @@ return {realm, epoch, head, first, entries}
  * event: its key, its field count, its fields. Returns { realm, epoch, seq… } in the batch's order.
  */
 export const APPEND = `${LIFE}
-if not epoch then
-  epoch = ARGV[1]
-  redis.call('DEL', KEYS[2], KEYS[3])
-  redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
-end
+if not epoch then begin() end
 local time = redis.call('TIME')
 local now = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
 local reply = {realm, epoch}
@@ -114,18 +112,6 @@ for i, key in ipairs(KEYS) do
   local meta = redis.call('HMGET', key, 'epoch', 'seq')
   reply[2 * i - 1] = meta[1]
   reply[2 * i] = tonumber(meta[2] or '0')
-end
-return reply
-`;
-
-/** The newest entry's id of each log and its epoch (KEYS: meta, log, meta, log…): where followed topics start. */
-export const NEWEST = `
-local reply = {}
-for i = 1, #KEYS, 2 do
-  local entry = redis.call('XREVRANGE', KEYS[i + 1], '+', '-', 'COUNT', 1)
-  reply[i] = redis.call('HGET', KEYS[i], 'epoch')
-  reply[i + 1] = false
-  if #entry > 0 then reply[i + 1] = entry[1][1] end
 end
 return reply
 `;

@@ -102,7 +102,7 @@ class RedisStore implements HubStore {
     this.#reader = new LiveReader(
       commands,
       {
-        run: (what, topic, command) => this.#run(what, topic, () => command(this.#commands)),
+        run: (what, topic, command) => this.#run(what, topic, command),
         recheck: async (topic) => (await this.position(topic)).epoch,
         saw: (topic, epoch, seq) => this.#seen.saw(topic, epoch, seq),
       },
@@ -220,7 +220,7 @@ class RedisStore implements HubStore {
    * commands while it reconnects, which would otherwise hold a publish until Redis is back), with
    * the cause and what the connection was doing.
    */
-  async #run(what: string, topic: string, command: () => Promise<unknown>): Promise<unknown> {
+  async #run<T>(what: string, topic: string, command: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
