@@ -466,6 +466,10 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
         { idempotencyWindow: 0 },
         /^redisStore: expected `idempotencyWindow` to be an integer of at least 1, got number \(0\)$/,
       ],
+      [
+        { clusterShards: 2.5 },
+        /^redisStore: expected `clusterShards` to be an integer of at least 1, got number \(2\.5\)$/,
+      ],
     ];
     for (const [options, message] of bad) expect(() => redisStore(client, options)).toThrow(message);
   });

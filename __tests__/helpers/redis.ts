@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import Redis from 'ioredis';
 import type { IoRedisLike, NodeRedisLike, RedisClientLike } from '../../lib/redis';
-import { keysOf } from '../../lib/redis/entries';
+import { type Layout, singleServerLayout } from '../../lib/redis/layout';
 import { freePort } from './servers';
 import { until } from './wait';
 
@@ -171,15 +171,26 @@ export class OwnRedis {
   }
 }
 
-/** Every key of the topic's log gone, as an eviction or a flush takes them. */
-export async function loseLog(admin: Redis, prefix: string, topic: string): Promise<void> {
-  const { meta, log, idempotency } = keysOf(prefix, topic);
+/** Every key of the topic's log gone, as an eviction or a flush takes them (`layout`: a Cluster's, else one server's). */
+export async function loseLog(
+  admin: Pick<Redis, 'del'>,
+  prefix: string,
+  topic: string,
+  layout: Layout = singleServerLayout(prefix),
+): Promise<void> {
+  const { meta, log, idempotency } = layout.keysOf(topic);
   await admin.del(meta, log, idempotency);
 }
 
 /** Redis as restored from a snapshot taken when the topic's head was `head`: later entries gone. */
-export async function rewindTopic(admin: Redis, prefix: string, topic: string, head: number): Promise<void> {
-  const { meta, log } = keysOf(prefix, topic);
+export async function rewindTopic(
+  admin: Pick<Redis, 'xrange' | 'multi'>,
+  prefix: string,
+  topic: string,
+  head: number,
+  layout: Layout = singleServerLayout(prefix),
+): Promise<void> {
+  const { meta, log } = layout.keysOf(topic);
   const kept = await admin.xrange(log, '-', `${head}-0`);
   const restore = admin.multi().del(log);
   for (const [id, fields] of kept) restore.xadd(log, id, ...fields);

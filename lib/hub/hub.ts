@@ -82,7 +82,7 @@ class HubCore implements Hub, SubscriberHost {
     slowCloses: 0,
     answeredFromTail: 0,
   };
-  /** The store's `emptyEpoch` as it last said it: what a position from the tail carries. */
+  /** The store's `emptyEpoch` as it last said it of any topic: what a tail that heard none for its own carries. */
   #emptyEpoch = '';
   readonly #fromTail = new WeakSet<LogPosition>();
   readonly #resets: Record<ResetReason, number> = Object.fromEntries(
@@ -186,10 +186,13 @@ class HubCore implements Hub, SubscriberHost {
     const tail = this.#fanOut.tailOf(topic);
     if (tail?.covers(epoch, after)) {
       this.#counts.answeredFromTail++;
-      return Promise.resolve({ position: tail.position(this.#emptyEpoch), events: tail.after(after, limit) });
+      return Promise.resolve({
+        position: tail.position(tail.emptyEpoch ?? this.#emptyEpoch),
+        events: tail.after(after, limit),
+      });
     }
     return this.#store.read(topic, after, limit).then((page) => {
-      this.#emptyEpoch = page.position.emptyEpoch;
+      this.#heardEmptyEpoch(topic, page.position.emptyEpoch);
       return page;
     });
   }
@@ -198,14 +201,20 @@ class HubCore implements Hub, SubscriberHost {
     const tail = this.#fanOut.tailOf(topic);
     if (!fresh && tail?.warm) {
       this.#counts.answeredFromTail++;
-      const position = tail.position(this.#emptyEpoch);
+      const position = tail.position(tail.emptyEpoch ?? this.#emptyEpoch);
       this.#fromTail.add(position);
       return Promise.resolve(position);
     }
     return this.#store.position(topic).then((position) => {
-      this.#emptyEpoch = position.emptyEpoch;
+      this.#heardEmptyEpoch(topic, position.emptyEpoch);
       return position;
     });
+  }
+
+  #heardEmptyEpoch(topic: string, emptyEpoch: string): void {
+    this.#emptyEpoch = emptyEpoch;
+    const tail = this.#fanOut.tailOf(topic);
+    if (tail !== undefined) tail.emptyEpoch = emptyEpoch;
   }
 
   fromTail(position: LogPosition): boolean {

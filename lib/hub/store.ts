@@ -35,8 +35,8 @@ export interface LogPosition {
   readonly first: number;
   readonly head: number;
   /**
-   * The epoch the store gives a topic that has no log, as it stands now. A client positioned while
-   * the topic had none holds `<emptyEpoch>-0`; as long as the store's `emptyEpoch` is unchanged, no
+   * The epoch the store gives the topic while it has no log, as it stands now. A client positioned while
+   * the topic had none holds `<emptyEpoch>-0`; as long as the topic's `emptyEpoch` is unchanged, no
    * log it knew of was lost since, so that id resumes the topic's log from its start. A store changes
    * its `emptyEpoch` whenever it may have lost a log (a flush, a restart, an expired log let go), so
    * that such ids are then judged `unknown-epoch` rather than resumed past a lost life.
@@ -73,9 +73,10 @@ export type EventsListener = (epoch: string, events: readonly StoredEvent[]) => 
  * `runStoreContract()` (`express-streaming/testing`) checks one against these rules:
  *
  * - A topic is any non-empty string, compared exactly (no case folding, no normalisation).
- * - An epoch is 1 to 64 letters and digits (an id `<epoch>-<seq>` splits at its last `-`). The
- *   `emptyEpoch` is one for the whole store at a time; a log begun may take it as its epoch, but after
- *   a loss the old `emptyEpoch` is never given again.
+ * - An epoch is 1 to 64 letters and digits (an id `<epoch>-<seq>` splits at its last `-`). A topic's
+ *   `emptyEpoch` changes only when a log may have been lost, and is never given again after; a log
+ *   begun may take it as its epoch. A store whose parts fail apart may keep one per part (the Redis
+ *   store on a Cluster: one per shard), so two topics' may differ.
  * - An idempotency key belongs to its topic; stores sharing one engine (processes) share its keys.
  * - A record comes back as appended; a field left out is `undefined`, never `null`. The store never
  *   sets an event's `wire` (the hub caches its bytes there) and hands over objects the hub may write to.

@@ -23,6 +23,8 @@ export class Tail {
   /** Index of the oldest kept event in `#events` (trimmed from the front without shifting each time). */
   #start = 0;
   #bytes = 0;
+  /** The topic's `emptyEpoch` as the store last said it (a store may keep one per part of its own). */
+  emptyEpoch: string | undefined;
 
   constructor(limits: TailLimits) {
     this.#limits = limits;

@@ -1,4 +1,6 @@
-import { describeValue, hasMethod, ignore, settledWithin } from '../core/util';
+import { describeValue, hasMethod } from '../core/util';
+import { ioRedisClusterCommands, nodeRedisClusterCommands } from './cluster';
+import { ioRedisCommands, nodeRedisCommands } from './single-server';
 
 /**
  * What the store needs of the app's Redis client, whichever it is: one raw command at a time, a
@@ -6,8 +8,13 @@ import { describeValue, hasMethod, ignore, settledWithin } from '../core/util';
  * recognised by behaviour, so the package never imports either.
  */
 export interface Commands {
-  /** Sends one command, as strings; resolves with Redis's raw reply. */
-  send(args: readonly string[]): Promise<unknown>;
+  /** Whether the client is a Redis Cluster's: keys are then laid out by shard (see `clusterLayout`). */
+  readonly cluster: boolean;
+  /**
+   * Sends one command, as strings; resolves with Redis's raw reply. `key` is the command's first key,
+   * by which a Cluster client routes it (ioredis finds it by itself, node-redis must be told).
+   */
+  send(args: readonly string[], key?: string): Promise<unknown>;
   /** What the connection is doing, for error messages: "ioredis status: reconnecting". */
   state(): { ready: boolean; description: string };
   /**
@@ -42,7 +49,34 @@ export interface NodeRedisLike {
   destroy?(): void;
 }
 
-export type RedisClientLike = IoRedisLike | NodeRedisLike;
+/** An ioredis Cluster (`new Redis.Cluster(…)`), as far as the store uses it. */
+export interface IoRedisClusterLike {
+  readonly isCluster: boolean;
+  call(command: string, ...args: string[]): Promise<unknown>;
+  duplicate(startupNodes?: unknown[], options?: { redisOptions?: object }): IoRedisClusterLike;
+  readonly options?: { redisOptions?: object };
+  readonly status: string;
+  on(event: 'error' | 'ready' | 'close', listener: (...args: unknown[]) => void): unknown;
+  disconnect(): void;
+}
+
+/** A node-redis Cluster (`createCluster(…)` of the `redis` package), connected, as far as the store uses it. */
+export interface NodeRedisClusterLike {
+  sendCommand(
+    firstKey: string | undefined,
+    isReadonly: boolean | undefined,
+    args: string[],
+  ): Promise<unknown>;
+  duplicate(overrides?: { minimizeConnections?: boolean }): NodeRedisClusterLike;
+  connect(): Promise<unknown>;
+  getSlotMaster(slot: number): unknown;
+  readonly isOpen: boolean;
+  on(event: 'error', listener: (...args: unknown[]) => void): unknown;
+  disconnect?(): Promise<unknown>;
+  destroy?(): void;
+}
+
+export type RedisClientLike = IoRedisLike | NodeRedisLike | IoRedisClusterLike | NodeRedisClusterLike;
 
 /**
  * The clients the store is tested with, as the `ioredis` and `redis` peer ranges give them. node-redis
@@ -50,9 +84,11 @@ export type RedisClientLike = IoRedisLike | NodeRedisLike;
  * reconnecting cannot be closed, so the reader's connection would outlive `hub.close()`.
  */
 const SUPPORTED =
-  'an ioredis client (new Redis(), ioredis 4, 5 or 6) or a connected node-redis client (createClient() of "redis" 4.5.1+, 5 or 6)';
+  'an ioredis client or Cluster (new Redis(), new Redis.Cluster(); ioredis 4, 5 or 6) or a connected node-redis client or cluster (createClient(), createCluster() of "redis" 4.5.1+, 5 or 6)';
 
 export function commandsOf(client: unknown, onError: (error: unknown) => void): Commands {
+  if (isIoRedisCluster(client)) return ioRedisClusterCommands(client, onError);
+  if (isNodeRedisCluster(client)) return nodeRedisClusterCommands(client, onError);
   if (isIoRedis(client)) return ioRedisCommands(client, onError);
   if (isNodeRedis(client)) return nodeRedisCommands(client, onError);
   if (isCallbackNodeRedis(client)) {
@@ -80,6 +116,18 @@ function isNodeRedis(client: unknown): client is NodeRedisLike {
   );
 }
 
+function isIoRedisCluster(client: unknown): client is IoRedisClusterLike {
+  return isIoRedis(client) && (client as { isCluster?: unknown }).isCluster === true;
+}
+
+function isNodeRedisCluster(client: unknown): client is NodeRedisClusterLike {
+  return (
+    hasMethod(client, 'sendCommand') &&
+    hasMethod(client, 'getSlotMaster') &&
+    typeof (client as { isOpen?: unknown }).isOpen === 'boolean'
+  );
+}
+
 /** node-redis 3 and older: `send_command` with a callback, `connected` where 4 has `isOpen`. */
 function isCallbackNodeRedis(client: unknown): boolean {
   return (
@@ -87,94 +135,4 @@ function isCallbackNodeRedis(client: unknown): boolean {
     typeof (client as { connected?: unknown }).connected === 'boolean' &&
     !('isOpen' in (client as object))
   );
-}
-
-function ioRedisCommands(client: IoRedisLike, onError: (error: unknown) => void): Commands {
-  return {
-    send: ([command, ...args]) => client.call(command!, ...args),
-    state: () => ({ ready: client.status === 'ready', description: `ioredis status: ${client.status}` }),
-    duplicate(name, onLost) {
-      // Named in the options, so a reconnection is named too. A command the connection had sent when
-      // it was lost is dropped by ioredis without an answer when it does not resend (a blocking read
-      // resent blind would also keep the old client id): fail it here, the reader reads again.
-      const copy = client.duplicate({ connectionName: name, autoResendUnfulfilledCommands: false });
-      copy.on('error', onError);
-      const sent = new Set<(error: Error) => void>();
-      onceUpThenLost(copy, 'close', () => {
-        for (const fail of sent) fail(new Error('the connection was lost'));
-        sent.clear();
-        onLost();
-      });
-      return {
-        ...ioRedisCommands(copy, onError),
-        send: ([command, ...args]) =>
-          new Promise((resolve, reject) => {
-            sent.add(reject);
-            copy
-              .call(command!, ...args)
-              .then(resolve, reject)
-              .finally(() => sent.delete(reject));
-          }),
-      };
-    },
-    close() {
-      // the reader's connection: no need to wait for its pending blocking read
-      client.disconnect();
-      return Promise.resolve();
-    },
-  };
-}
-
-function nodeRedisCommands(client: NodeRedisLike, onError: (error: unknown) => void): Commands {
-  return {
-    send: (args) => client.sendCommand([...args]),
-    state: () => ({
-      ready: client.isReady,
-      description: `node-redis ${client.isOpen ? (client.isReady ? 'ready' : 'reconnecting') : 'closed'}`,
-    }),
-    duplicate(name, onLost) {
-      const copy = client.duplicate();
-      // node-redis throws an 'error' event nobody listens to: the reader's errors are its own business
-      copy.on('error', onError);
-      onceUpThenLost(copy, 'reconnecting', onLost);
-      // node-redis refuses commands before connect(): they wait for it here instead
-      const connected = copy.connect().then(() => copy.sendCommand(['CLIENT', 'SETNAME', name]));
-      connected.catch(ignore);
-      const commands = nodeRedisCommands(copy, onError);
-      return {
-        ...commands,
-        send: (args) => connected.then(() => copy.sendCommand([...args])),
-        async close() {
-          // node-redis destroyed while its socket connects may go on to connect and stay open: let a
-          // connection being made finish first (at once on a Redis that answers), and close again after
-          await settledWithin(connected, 500);
-          await commands.close().catch(ignore);
-          void connected.finally(() => commands.close()).catch(ignore);
-        },
-      };
-    },
-    async close() {
-      // the reader's connection: no need to wait for its pending blocking read
-      if (!client.isOpen) return;
-      if (typeof client.destroy === 'function') client.destroy();
-      else await client.disconnect?.().catch(ignore);
-    },
-  };
-}
-
-/** Calls `onLost` each time a connection that was ready emits `event` (it went down). */
-function onceUpThenLost<E extends string>(
-  client: { on(event: 'ready' | E, listener: () => void): unknown },
-  event: E,
-  onLost: () => void,
-): void {
-  let up = false;
-  client.on('ready', () => {
-    up = true;
-  });
-  client.on(event, () => {
-    if (!up) return;
-    up = false;
-    onLost();
-  });
 }

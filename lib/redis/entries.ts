@@ -1,21 +1,5 @@
 import type { HubRecord, StoredEvent } from '../hub/store';
 
-/**
- * A topic's three keys, hash-tagged alike (`{prefix:topic}`) so that Redis Cluster keeps them in one
- * slot and one script can touch them all: the meta hash (epoch, seq), the log (a stream) and its keys.
- */
-export interface Keys {
-  readonly meta: string;
-  readonly log: string;
-  /** The idempotency keys of the topic's recent appends and their seqs (a sorted set). */
-  readonly idempotency: string;
-}
-
-export function keysOf(prefix: string, topic: string): Keys {
-  const tag = `{${prefix}:${topic}}`;
-  return { meta: `${tag}:meta`, log: `${tag}:log`, idempotency: `${tag}:keys` };
-}
-
 /** A stream entry as Redis returns it: its id and a flat list of fields and values. */
 export type RawEntry = [id: string, fields: string[]];
 

@@ -1,6 +1,7 @@
 import type { EventsListener } from '../hub/store';
 import type { Commands } from './client';
-import { type Keys, seqOf } from './entries';
+import { seqOf } from './entries';
+import type { Keys } from './layout';
 import { Script, STANDING } from './scripts';
 
 const standing = new Script(STANDING);

@@ -2,9 +2,10 @@ import { createDebug } from '../core/debug';
 import { settledWithin } from '../core/util';
 import type { EventsListener, StoredEvent } from '../hub/store';
 import type { Commands } from './client';
-import { type Keys, type RawEntry, toStoredEvent } from './entries';
+import { type RawEntry, toStoredEvent } from './entries';
 import { type Followed, readFromStart, restarted, type Standing, standingsOf } from './followed';
-import { streamsOf } from './xread';
+import type { Keys } from './layout';
+import { streamsOf, wakeCommand, xreadCommand } from './xread';
 
 const debug = createDebug('redis');
 
@@ -28,7 +29,7 @@ export interface ReaderHost {
  * subscribers, on its own connection (a blocking command would stall every other command on the
  * app's). A topic starts at its log's head (its newest entry), looked up on the app's connection, so `listen`
  * answers without waiting for the pending read; the read is re-issued for new topics in groups (at
- * most one `CLIENT UNBLOCK` per {@link REGROUP_MS}), and a topic that left is simply not read again.
+ * most one wake per {@link REGROUP_MS}), and a topic that left is simply not read again.
  * Every `blockMs`, busy or not, it checks where each followed log stands: a log Redis lost (a flush, a
  * restart, an eviction) or that went back in time is read from its new start.
  */
@@ -36,6 +37,8 @@ export class LiveReader {
   readonly #main: Commands;
   readonly #host: ReaderHost;
   readonly #blockMs: number;
+  /** On a Cluster, the stream this reader also waits on, so that a new topic can wake it (see `#wake`). */
+  readonly #wakeKey: string | undefined;
   readonly #followed = new Map<string, Followed>();
   readonly #starting = new Map<string, Followed>();
   #startTimer: NodeJS.Immediate | undefined;
@@ -53,10 +56,11 @@ export class LiveReader {
   #deliveryLagMs = 0;
   reconnects = 0;
 
-  constructor(main: Commands, host: ReaderHost, blockMs: number) {
+  constructor(main: Commands, host: ReaderHost, blockMs: number, wakeKey?: string) {
     this.#main = main;
     this.#host = host;
     this.#blockMs = blockMs;
+    this.#wakeKey = wakeKey;
   }
 
   get topics(): number {
@@ -167,10 +171,12 @@ export class LiveReader {
     this.#regroupTimer ??= setTimeout(() => {
       this.#regroupTimer = undefined;
       const reading = this.#reading;
-      if (reading === undefined || this.#clientId === undefined) return;
+      if (reading === undefined) return;
       if ([...this.#followed.values()].every((followed) => reading.has(followed))) return;
-      this.#main.send(['CLIENT', 'UNBLOCK', this.#clientId]).catch((error: unknown) => {
-        debug('could not unblock the live reader: %s', error);
+      const wake = wakeCommand(this.#wakeKey, this.#clientId);
+      if (wake === undefined) return;
+      this.#main.send(wake, this.#wakeKey).catch((error: unknown) => {
+        debug('could not wake the live reader: %s', error);
       });
     }, REGROUP_MS);
   }
@@ -187,7 +193,7 @@ export class LiveReader {
       }
       try {
         const connection = this.#reader();
-        this.#clientId ??= String(await connection.send(['CLIENT', 'ID']));
+        if (this.#wakeKey === undefined) this.#clientId ??= String(await connection.send(['CLIENT', 'ID']));
         if (Date.now() - this.#checkedAt >= this.#blockMs) await this.#check(connection);
         await this.#read(connection);
         backoff = 50;
@@ -216,16 +222,7 @@ export class LiveReader {
     const followed = [...this.#followed.values()];
     this.#reading = new Set(followed);
     const reply = await connection
-      .send([
-        'XREAD',
-        'BLOCK',
-        String(this.#blockMs),
-        'COUNT',
-        '500',
-        'STREAMS',
-        ...followed.map((f) => f.keys.log),
-        ...followed.map((f) => f.cursor!),
-      ])
+      .send(...xreadCommand(this.#blockMs, followed, this.#wakeKey))
       .finally(() => {
         this.#reading = undefined;
       });

@@ -8,7 +8,7 @@ import type { Commands } from './client';
  * token (used only if something new must be named), ARGV[2] the epoch this process last saw of the
  * topic ('' for none), ARGV[3] the highest seq it saw in it, ARGV[4] the realm it last saw.
  *
- * The realm is one token per prefix: the epoch of every topic with no log (the `emptyEpoch`). It
+ * The realm is one token per prefix (per shard on a Cluster): the epoch of every topic with no log (the `emptyEpoch`). It
  * changes when Redis loses it (a flush, a restart) and whenever a process finds a log it knew gone or
  * gone back in time, so an id handed out while a topic had no log never resumes past a lost life.
  */
@@ -116,7 +116,7 @@ end
 return reply
 `;
 
-/** Runs a script by its SHA, loading it once: again after a NOSCRIPT (a restarted or flushed server). */
+/** Runs a script by its SHA, sending it whole after a NOSCRIPT (a new, restarted or flushed server). */
 export class Script {
   readonly #source: string;
   readonly #sha: string;
@@ -127,13 +127,14 @@ export class Script {
   }
 
   async run(commands: Commands, keys: readonly string[], args: readonly string[]): Promise<unknown> {
-    const call = ['EVALSHA', this.#sha, String(keys.length), ...keys, ...args];
+    const rest = [String(keys.length), ...keys, ...args];
     try {
-      return await commands.send(call);
+      return await commands.send(['EVALSHA', this.#sha, ...rest], keys[0]);
     } catch (error) {
       if (!String((error as Error)?.message).startsWith('NOSCRIPT')) throw error;
-      await commands.send(['SCRIPT', 'LOAD', this.#source]);
-      return commands.send(call);
+      // EVAL, not SCRIPT LOAD: it goes to the node that owns the keys (on a Cluster, SCRIPT LOAD would
+      // go to any node) and leaves the script cached there
+      return commands.send(['EVAL', this.#source, ...rest], keys[0]);
     }
   }
 }

@@ -9,17 +9,18 @@ const REMEMBERED_TOPICS = 100_000;
  * process, never a wrong verdict.
  */
 export class Seen {
-  #realm = '';
+  /** The realm seen per shard (one on a single server). */
+  readonly #realms = new Map<number, string>();
   readonly #topics = new Map<string, { epoch: string; seq: number }>();
 
-  /** The scripts' arguments 2 to 4: the epoch and seq seen of `topic`, and the realm seen. */
-  args(topic: string): [epoch: string, seq: string, realm: string] {
+  /** The scripts' arguments 2 to 4: the epoch and seq seen of `topic`, and the realm seen of its shard. */
+  args(topic: string, shard: number): [epoch: string, seq: string, realm: string] {
     const known = this.#topics.get(topic);
-    return [known?.epoch ?? '', String(known?.seq ?? 0), this.#realm];
+    return [known?.epoch ?? '', String(known?.seq ?? 0), this.#realms.get(shard) ?? ''];
   }
 
-  realm(realm: string): void {
-    this.#realm = realm;
+  realm(shard: number, realm: string): void {
+    this.#realms.set(shard, realm);
   }
 
   /** The log of `topic` stands at `seq` of `epoch`, or has no log (`undefined`). */

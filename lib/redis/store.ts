@@ -13,10 +13,11 @@ import type {
   StoreStats,
 } from '../hub/store';
 import { type Commands, commandsOf, type RedisClientLike } from './client';
-import { type Keys, keysOf, type RawEntry, recordFields, toStoredEvent } from './entries';
-import { LiveReader } from './reader';
+import { type RawEntry, recordFields, toStoredEvent } from './entries';
+import { clusterLayout, type Keys, type Layout, singleServerLayout } from './layout';
 import { APPEND, POSITION, READ, Script } from './scripts';
 import { Seen } from './seen';
+import { ShardReaders } from './shards';
 
 const debug = createDebug('redis');
 
@@ -26,6 +27,12 @@ export interface RedisStoreOptions {
   maxLen?: number;
   /** The first part of every key: `{<prefix>:<topic>}:meta`, `…:log`, `…:keys`, and `<prefix>:realm`. Default `'sse'`. */
   prefix?: string;
+  /**
+   * On a Redis Cluster, how many hash slots the topics are grouped into (by a hash of the topic), each
+   * read by one blocking read per process that follows a topic in it. Default `16`. Changing it moves
+   * topics to new keys: their subscribers reset. Ignored on a single server.
+   */
+  clusterShards?: number;
   /** How long the live reader's `XREAD` blocks, and how often it checks every followed log's epoch. Default `1000`. */
   blockMs?: number;
   /** How long a command may take before `publish`, a resuming client or a new topic's `listen` gives up on it. Default `5000`. */
@@ -58,18 +65,18 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
   }
   const settings: Settings = {
     maxLen: checkCount(options.maxLen, 'maxLen', owner, 10_000, 1),
-    prefix,
     blockMs: checkDuration(options.blockMs, 'blockMs', owner, 1000),
     commandTimeoutMs: checkDuration(options.commandTimeoutMs, 'commandTimeoutMs', owner, 5000),
     idempotencyWindow: checkCount(options.idempotencyWindow, 'idempotencyWindow', owner, 1000, 1),
   };
+  const shards = checkCount(options.clusterShards, 'clusterShards', owner, 16, 1);
   const commands = commandsOf(client, (error) => debug('reader connection: %s', error));
-  return new RedisStore(commands, settings);
+  const layout = commands.cluster ? clusterLayout(prefix, shards) : singleServerLayout(prefix);
+  return new RedisStore(commands, settings, layout);
 }
 
 interface Settings {
   readonly maxLen: number;
-  readonly prefix: string;
   readonly blockMs: number;
   readonly commandTimeoutMs: number;
   readonly idempotencyWindow: number;
@@ -85,9 +92,9 @@ interface PendingAppend {
 class RedisStore implements HubStore {
   readonly #commands: Commands;
   readonly #settings: Settings;
-  readonly #reader: LiveReader;
+  readonly #layout: Layout;
+  readonly #reader: ShardReaders;
   readonly #seen = new Seen();
-  readonly #realmKey: string;
   /** Per topic, the appends waiting for its call in flight to finish: one call per topic at a time. */
   readonly #waiting = new Map<string, PendingAppend[]>();
   #failures = 0;
@@ -95,11 +102,11 @@ class RedisStore implements HubStore {
   readonly #instance = newEpoch();
   #candidates = 0;
 
-  constructor(commands: Commands, settings: Settings) {
+  constructor(commands: Commands, settings: Settings, layout: Layout) {
     this.#commands = commands;
     this.#settings = settings;
-    this.#realmKey = `${settings.prefix}:realm`;
-    this.#reader = new LiveReader(
+    this.#layout = layout;
+    this.#reader = new ShardReaders(
       commands,
       {
         run: (what, topic, command) => this.#run(what, topic, command),
@@ -107,6 +114,7 @@ class RedisStore implements HubStore {
         saw: (topic, epoch, seq) => this.#seen.saw(topic, epoch, seq),
       },
       settings.blockMs,
+      layout,
     );
   }
 
@@ -138,7 +146,7 @@ class RedisStore implements HubStore {
       const epoch = String(reply[1]);
       const seqs = reply.slice(2).map(Number);
       this.#seen.saw(topic, epoch, Math.max(...seqs));
-      this.#reader.noticeEpoch(topic, epoch);
+      this.#reader.noticeEpoch(topic, this.#keys(topic), epoch);
       for (const [i, append] of batch.entries()) append.resolve({ epoch, seq: seqs[i]! });
     } catch (error) {
       for (const append of batch) append.reject(error);
@@ -171,7 +179,7 @@ class RedisStore implements HubStore {
   }
 
   unlisten(topic: string): void {
-    this.#reader.unfollow(topic);
+    this.#reader.unfollow(topic, this.#keys(topic));
   }
 
   stats(): StoreStats {
@@ -194,11 +202,11 @@ class RedisStore implements HubStore {
     return this.#run(what, topic, () =>
       script.run(
         this.#commands,
-        [keys.meta, keys.log, keys.idempotency, this.#realmKey],
-        [candidate, ...this.#seen.args(topic), ...args],
+        [keys.meta, keys.log, keys.idempotency, keys.realm],
+        [candidate, ...this.#seen.args(topic, keys.shard), ...args],
       ),
     ).then((reply) => {
-      this.#seen.realm(String((reply as unknown[])[0]));
+      this.#seen.realm(keys.shard, String((reply as unknown[])[0]));
       return reply;
     });
   }
@@ -213,7 +221,7 @@ class RedisStore implements HubStore {
   }
 
   #keys(topic: string): Keys {
-    return keysOf(this.#settings.prefix, topic);
+    return this.#layout.keysOf(topic);
   }
   /**
    * One command for the hub, failing clearly: after `commandTimeoutMs` at most (a client queues

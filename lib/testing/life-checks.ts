@@ -10,9 +10,9 @@ export const lifeChecks: readonly StoreCheck[] = [
     needs: ['loseLog'],
     async run(t) {
       const store = await t.store();
-      const [topic, other] = [t.topic('lost'), t.topic('never published')];
+      const topic = t.topic('lost');
       const old = oneEpoch(await appendAll(store, topic, 3, 'old'), 'three appends');
-      const { emptyEpoch } = await store.position(other);
+      const { emptyEpoch } = await store.position(topic);
       // as the hub does: its bytes cached on the events it replayed
       for (const event of (await store.read(topic, 0, 10)).events) Reflect.set(event, 'wire', WIRE);
       await t.loseLog(topic, store);
@@ -43,8 +43,6 @@ export const lifeChecks: readonly StoreCheck[] = [
         page.events[0]!.wire !== WIRE,
         'seq 1 of the new log came with the wire the hub cached on seq 1 of the lost one (an id of the lost epoch)',
       );
-      const elsewhere = await store.position(other);
-      assert.equal(elsewhere.emptyEpoch, lost.emptyEpoch, "another topic's emptyEpoch: one for the store");
     },
   },
   {

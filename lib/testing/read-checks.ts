@@ -8,31 +8,40 @@ export const readChecks: readonly StoreCheck[] = [
     async run(t) {
       const store = await t.store();
       const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((label) => t.topic(`never published ${label}`));
+      // A store may keep one emptyEpoch per part that fails on its own (a Redis Cluster's shard): each
+      // topic is compared with itself.
       const first = await store.position(a!);
-      const empty = first.emptyEpoch;
-      const none = { epoch: empty, first: 1, head: 0 };
-      assert.deepEqual(placeOf(first), none, 'the position of a topic never published');
+      const none = (position: { emptyEpoch: string }) => ({ epoch: position.emptyEpoch, first: 1, head: 0 });
+      assert.deepEqual(placeOf(first), none(first), 'the position of a topic never published');
       const read = await store.read(b!, 0, 10);
       assert.deepEqual(
-        { ...placeOf(read.position), emptyEpoch: read.position.emptyEpoch, events: read.events.length },
-        { ...none, emptyEpoch: empty, events: 0 },
-        'read of a topic never published (the same emptyEpoch for every topic)',
+        { ...placeOf(read.position), events: read.events.length },
+        { ...none(read.position), events: 0 },
+        'read of a topic never published',
       );
+      const before = await store.position(c!);
       await store.append(c!, { data: 'on another topic' });
       const published = await store.position(c!);
-      assert.equal(published.emptyEpoch, empty, 'the emptyEpoch of a published topic, no log lost since');
-      for (const topic of [a!, b!]) {
+      assert.equal(
+        published.emptyEpoch,
+        before.emptyEpoch,
+        'the emptyEpoch of a published topic, no log lost since',
+      );
+      for (const [topic, earlier] of [
+        [a!, first],
+        [b!, read.position],
+      ] as const) {
         const again = await store.position(topic);
         assert.deepEqual(
           { ...placeOf(again), emptyEpoch: again.emptyEpoch },
-          { ...none, emptyEpoch: empty },
+          { ...none(earlier), emptyEpoch: earlier.emptyEpoch },
           'the position of a topic read before: positioning it began no log',
         );
       }
       const id = await store.append(a!, { data: 'first' });
       assert.equal(id.seq, 1, 'the first append to a topic positioned before');
       const untouched = await store.position(d!);
-      assert.deepEqual(placeOf(untouched), none, 'another topic never published, after all that');
+      assert.deepEqual(placeOf(untouched), none(untouched), 'another topic never published, after all that');
     },
   },
   {
