@@ -124,6 +124,25 @@ cluster.describe(`redisStore on a Redis Cluster of three primaries${cluster.labe
     await own?.stop();
   });
 
+  it('lays the topics out as the cluster hashes them: 16 shards in slots spread over every primary', async () => {
+    const layout = clusterLayout('sse', 16);
+    const admin = clusterAdmin(own);
+    try {
+      const keys = ['news', 'room:42', 'ünïcode', '{braced}', 'a}b'].map((topic) => layout.keysOf(topic).log);
+      const slots = await Promise.all(keys.map((key) => admin.call('CLUSTER', 'KEYSLOT', key)));
+      expect(slots.map(Number)).toEqual(keys.map(keySlot));
+    } finally {
+      admin.disconnect();
+    }
+    const shardSlots = Array.from({ length: 16 }, (_, shard) => keySlot(layout.wakeKey(shard)!));
+    // the n-th shard in the n-th sixteenth of the slot space
+    expect(shardSlots.map((slot) => Math.floor(slot / 1024))).toEqual(
+      Array.from({ length: 16 }, (_, n) => n),
+    );
+    const owners = await Promise.all(shardSlots.map((slot) => own.ownerOf(slot)));
+    expect(new Set(owners)).toEqual(new Set([0, 1, 2]));
+  });
+
   it.each(REDIS_CLIENTS.map((client) => [client.label, client] as const))(
     'passes the store contract on %s, nothing skipped',
     async (_label, client) => {

@@ -1,5 +1,6 @@
 import { createHub, type Hub, HubStoreError } from '../lib';
 import { redisStore } from '../lib/redis';
+import { Seen } from '../lib/redis/seen';
 import { requireComponent } from './helpers/components';
 import {
   byTopic,
@@ -587,5 +588,25 @@ redis.describe(`redisStore(client, options) against a real Redis${redis.label}`,
     const { body } = await httpGet(`http://127.0.0.1:${b.port}/stats`);
     const stats = JSON.parse(body.toString()) as { store: { readerLagMs: number } };
     expect(stats.store.readerLagMs).toBeGreaterThanOrEqual(290);
+  });
+});
+
+describe('what a process remembers of the logs it saw (to tell a rewind from new events)', () => {
+  it('forgets the topics seen least recently first, however early a busy topic was first seen', () => {
+    const seen = new Seen();
+    seen.saw('busy', 'E', 1);
+    const forgotten: number[] = [];
+    for (let n = 1; n <= 150_000; n++) {
+      seen.saw(`t${n}`, 'E', 1);
+      if (n % 1000 !== 0) continue;
+      // seen every 1,000 topics: never among the 100,000 seen least recently
+      if (seen.args('busy', 0)[0] !== 'E') forgotten.push(n);
+      seen.saw('busy', 'E', n);
+    }
+    expect(forgotten).toEqual([]);
+    expect(seen.args('busy', 0)).toEqual(['E', '150000', '']);
+    // 100,000 remembered: the first of the others is forgotten
+    expect(seen.args('t1', 0)).toEqual(['', '0', '']);
+    expect(seen.args('t150000', 0)).toEqual(['E', '1', '']);
   });
 });

@@ -99,14 +99,24 @@ function clip(text: string): string {
   return text.length > SHOWN_MAX ? `${text.slice(0, SHOWN_MAX - 1)}…` : text;
 }
 
-/** Waits for `promise` to settle, or `ms` at most: for clean-up that must not hang on a stuck peer. */
-export function settledWithin(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
-  if (promise === undefined) return Promise.resolve();
+/** What {@link within} resolves with when the time ran out first. */
+export const TIMED_OUT: unique symbol = Symbol('timed out');
+
+/**
+ * `promise`'s outcome if it settles within `ms`, else {@link TIMED_OUT}: for waits that must not hang
+ * on a stuck peer. The timer is cleared either way, so nothing is left to keep the process alive.
+ */
+export function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
-    promise.then(ignore, ignore),
-    new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, ms);
+    promise,
+    new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(resolve, ms, TIMED_OUT);
     }),
   ]).finally(() => clearTimeout(timer));
+}
+
+/** Waits for `promise` to settle, or `ms` at most: for clean-up that must not hang on a stuck peer. */
+export async function settledWithin(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (promise !== undefined) await within(promise.then(ignore, ignore), ms);
 }

@@ -30,12 +30,10 @@ export class Seen {
       this.#topics.delete(topic);
       return;
     }
-    if (known !== undefined && known.epoch === epoch) {
-      known.seq = Math.max(known.seq, seq);
-      return;
-    }
+    // taken out and put back: the map's order is that of the last sighting, the oldest forgotten first
     this.#topics.delete(topic);
-    this.#topics.set(topic, { epoch, seq });
+    const highest = known !== undefined && known.epoch === epoch ? Math.max(known.seq, seq) : seq;
+    this.#topics.set(topic, { epoch, seq: highest });
     if (this.#topics.size > REMEMBERED_TOPICS) this.#topics.delete(this.#topics.keys().next().value!);
   }
 }

@@ -1,5 +1,6 @@
 import { createDebug } from '../core/debug';
 import { checkCount, checkDuration, checkOptionsObject, optionError } from '../core/options';
+import { TIMED_OUT, within } from '../core/util';
 import { HubStoreError } from '../hub/errors';
 import { newEpoch } from '../hub/ids';
 import type {
@@ -229,15 +230,11 @@ class RedisStore implements HubStore {
    * the cause and what the connection was doing.
    */
   async #run<T>(what: string, topic: string, command: () => Promise<T>): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no answer within ${this.#settings.commandTimeoutMs} ms`)),
-        this.#settings.commandTimeoutMs,
-      );
-    });
+    const ms = this.#settings.commandTimeoutMs;
     try {
-      return await Promise.race([command(), timeout]);
+      const reply = await within(command(), ms);
+      if (reply === TIMED_OUT) throw new Error(`no answer within ${ms} ms`);
+      return reply;
     } catch (error) {
       this.#failures++;
       const cause = (error as Error)?.message ?? String(error);
@@ -245,8 +242,6 @@ class RedisStore implements HubStore {
         `redisStore: could not ${what} topic "${topic}": ${cause} (${this.#commands.state().description})`,
         { cause: error },
       );
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

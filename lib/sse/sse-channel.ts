@@ -8,6 +8,7 @@ import {
   type ResponseLike,
 } from '../core/response';
 import { TickScheduler } from '../core/scheduler';
+import { TIMED_OUT, within } from '../core/util';
 import { type ConnectionSettings, SseConnection } from './connection';
 import {
   checkSseOptions,
@@ -111,13 +112,7 @@ async function closeEvery(
     await ended;
     return;
   }
-  let timer: NodeJS.Timeout | undefined;
-  const graceOver = new Promise<'grace over'>((resolve) => {
-    timer = setTimeout(resolve, graceMs, 'grace over');
-  });
-  const first = await Promise.race([ended, graceOver]);
-  clearTimeout(timer);
-  if (first !== 'grace over') return;
+  if ((await within(ended, graceMs)) !== TIMED_OUT) return;
   for (const stream of open) stream.destroyUnfinished();
   await ended;
 }
