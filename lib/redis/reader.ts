@@ -37,7 +37,7 @@ export class LiveReader {
   readonly #main: Commands;
   readonly #host: ReaderHost;
   readonly #blockMs: number;
-  /** On a Cluster, the stream this reader also waits on, so that a new topic can wake it (see `#wake`). */
+  /** On a Cluster, the stream this reader also waits on, so that a new topic can wake it (see `wakeCommand`). */
   readonly #wakeKey: string | undefined;
   readonly #followed = new Map<string, Followed>();
   readonly #starting = new Map<string, Followed>();
