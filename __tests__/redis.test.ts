@@ -1,3 +1,6 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createHub, type Hub, HubStoreError } from '../lib';
 import { redisStore } from '../lib/redis';
 import { Seen } from '../lib/redis/seen';
@@ -49,6 +52,21 @@ afterEach(async () => {
   await closeAll();
   await closeClients();
 });
+
+/** Publishes `data` once Redis takes it, retried under one key (applied once however many tries); its id. */
+async function untilPublished(hub: Hub, topic: string, data: string): Promise<string[]> {
+  const ids: string[] = [];
+  await untilAsync(
+    () =>
+      hub.publish(topic, { event: 'msg', data }, { idempotencyKey: data }).then(
+        (id) => ids.push(id) > 0,
+        () => false,
+      ),
+    `a publish of ${data} to succeed`,
+    10_000,
+  );
+  return ids;
+}
 
 /** Two hubs on one Redis, each on its own connection of `client`, as two processes would have. */
 async function twoHubs(client: RedisClientPackage, options: { prefix?: string; maxReplay?: number } = {}) {
@@ -369,6 +387,43 @@ redis.describe.each(REDIS_CLIENTS)(
           10_000,
         );
         await until(() => dataOf(client).includes('3'), 'live again', 10_000);
+      });
+
+      it('begins a new epoch when Redis comes back from a snapshot older than the life this process saw, and resets its clients', async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'express-streaming-snapshot-'));
+        const snapshots = await OwnRedis.start(redisServerBinary!, dir);
+        closers.push(async () => {
+          await snapshots.kill();
+          fs.rmSync(dir, { recursive: true, force: true });
+        });
+        const hub = createHub({ store: redisStore(await connectRedis(redisClient, snapshots.url)) });
+        hubs.push(hub);
+        const app = await serveHub(hub, { retryMs: null });
+        const live = new RawSseClient(app.port, '/feed/t');
+        await until(() => hub.stats().subscribers === 1 && live.body.includes('id: '), 'subscribed');
+        const admin = ioredisClient(snapshots.url);
+        const old = await publishMany(hub, 't', 1, 5);
+        await admin.call('SAVE'); // the snapshot: the old life at 5
+        await publishMany(hub, 't', 6, 8);
+        await admin.flushall(); // a loss: the next publish begins a new life
+        await publishMany(hub, 't', 9, 10);
+        await until(() => dataOf(live).length === 10, 'ten events');
+        // back from the snapshot: the old life at 5, whose ids 6 to 8 were given once already
+        await snapshots.kill();
+        await snapshots.restart();
+        const [next] = await untilPublished(hub, 't', '11');
+        const epochOf = (id: string) => id.slice(0, id.lastIndexOf('-'));
+        expect(epochOf(next!)).not.toBe(epochOf(old[0]!));
+        await until(() => dataOf(live).includes('11'), 'the event after the restore', 5000);
+        const events = parseEvents(live.body).events;
+        expect(events.map((e) => (e.event === 'msg' ? e.data : e.event))).toEqual([
+          ...range(1, 8),
+          'reset',
+          '9',
+          '10',
+          'reset',
+          '11',
+        ]);
       });
 
       it('answers the first subscriber of a topic while Redis is down with the head and an end, in bounded time, and closes at once', async () => {

@@ -86,15 +86,15 @@ export async function stopHubProcesses(): Promise<void> {
   );
 }
 
-/** POST /publish/:topic?data=… on one process; resolves with the id. */
-export function publishVia(port: number, topic: string, data: string): Promise<string> {
+/** POST /publish/:topic?data=…(&key=…) on one process; resolves with the id. */
+export function publishVia(port: number, topic: string, data: string, key?: string): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
         host: '127.0.0.1',
         port,
         method: 'POST',
-        path: `/publish/${topic}?data=${encodeURIComponent(data)}`,
+        path: `/publish/${topic}?data=${encodeURIComponent(data)}${key === undefined ? '' : `&key=${encodeURIComponent(key)}`}`,
         agent: false,
       },
       (res) => {
@@ -103,9 +103,13 @@ export function publishVia(port: number, topic: string, data: string): Promise<s
           body += d.toString();
         });
         res.on('end', () => {
-          const parsed = JSON.parse(body) as { id?: string; error?: string };
-          if (parsed.id) resolve(parsed.id);
-          else reject(new Error(parsed.error ?? body));
+          try {
+            const parsed = JSON.parse(body) as { id?: string; error?: string };
+            if (parsed.id) resolve(parsed.id);
+            else reject(new Error(parsed.error ?? body));
+          } catch {
+            reject(new Error(`${res.statusCode}: ${body}`));
+          }
         });
       },
     );

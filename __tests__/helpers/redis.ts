@@ -122,18 +122,27 @@ export async function closeClients(): Promise<void> {
 export class OwnRedis {
   readonly port: number;
   readonly #binary: string;
+  /** Where `SAVE` writes its snapshot and a restart reads it back (none: nothing on disk at all). */
+  readonly #dir: string | undefined;
   #process: ChildProcess | undefined;
 
-  private constructor(binary: string, port: number) {
+  private constructor(binary: string, port: number, dir: string | undefined) {
     this.#binary = binary;
     this.port = port;
+    this.#dir = dir;
   }
 
-  static async start(binary: string): Promise<OwnRedis> {
+  /** `dir`: a directory of the test's own, for snapshots taken by `SAVE` only (never on a schedule). */
+  static async start(binary: string, dir?: string): Promise<OwnRedis> {
     const port = await freePort();
-    const own = new OwnRedis(binary, port);
+    const own = new OwnRedis(binary, port, dir);
     await own.restart();
     return own;
+  }
+
+  /** The snapshot file a restart loads, when it exists (see `start`'s `dir`). */
+  get snapshot(): string | undefined {
+    return this.#dir === undefined ? undefined : `${this.#dir}/dump.rdb`;
   }
 
   get url(): string {
@@ -141,12 +150,11 @@ export class OwnRedis {
   }
 
   async restart(): Promise<void> {
+    const disk = this.#dir === undefined ? [] : ['--dir', this.#dir, '--dbfilename', 'dump.rdb'];
     this.#process = spawn(
       this.#binary,
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      {
-        stdio: 'ignore',
-      },
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...disk],
+      { stdio: 'ignore' },
     );
     await until(() => redisAnswers(this.url), `redis-server on ${this.port}`, 5000);
   }

@@ -88,7 +88,7 @@ type Res = http.ServerResponse &
 const FILES = path.resolve('__tests__', 'fixtures', 'files');
 
 /** mulberry32: a small seeded generator, so a failing run can be replayed with its seed. */
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -15,24 +15,34 @@ import type { Commands } from './client';
 
 /**
  * Where the topic's log stands, as this process last saw it or not: sets `realm`, `epoch` (false when
- * there is no log) and `head`. A log found below what this process saw in the same epoch went back in
- * time (a restore from an older snapshot, a failover to a lagging replica): its ids would be given
- * again to other events, so it begins a new life — a new epoch, clients told to reset.
+ * there is no log), `head` and `now` (Redis's clock, in ms). A log found below what this process saw in
+ * the same epoch went back in time (a restore from an older snapshot, a failover to a lagging replica):
+ * its ids would be given again to other events, so it begins a new life — a new epoch, clients told to
+ * reset. Epochs and realms begin with the time they were made (11 hex digits), so that a restore that
+ * brings back an older life than the one this process saw is told from a newer life begun after a loss:
+ * the older one would also give its ids again.
  */
 const LIFE = `
 local realm, epoch, head
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local function newRealm()
-  realm = ARGV[1] .. 'Z'
+  realm = string.format('%011x', now) .. ARGV[1] .. 'Z'
   redis.call('SET', KEYS[4], realm)
 end
 local function begin()
-  epoch = ARGV[1]
+  epoch = string.format('%011x', now) .. ARGV[1]
   head = 0
   redis.call('DEL', KEYS[2], KEYS[3])
   redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', 0)
 end
+local function bornBefore(a, b)
+  local pattern = '^' .. string.rep('%x', 11)
+  local ta, tb = string.match(a, pattern), string.match(b, pattern)
+  return ta ~= nil and tb ~= nil and ta < tb
+end
 realm = redis.call('GET', KEYS[4])
-if not realm then newRealm() end
+if (not realm) or (ARGV[4] ~= '' and bornBefore(realm, ARGV[4])) then newRealm() end
 epoch = redis.call('HGET', KEYS[1], 'epoch')
 head = 0
 if epoch then head = tonumber(redis.call('HGET', KEYS[1], 'seq')) end
@@ -41,7 +51,9 @@ local lost, rewound = false, false
 if epoch and #newest > 0 and tonumber(string.match(newest[1][1], '^(%d+)')) > head then
   rewound = true
 elseif ARGV[2] ~= '' then
-  if (not epoch) or epoch ~= ARGV[2] then lost = true
+  if not epoch then lost = true
+  elseif epoch ~= ARGV[2] then
+    if bornBefore(epoch, ARGV[2]) then rewound = true else lost = true end
   elseif head < tonumber(ARGV[3]) then rewound = true end
 end
 if rewound then
@@ -78,8 +90,6 @@ return {realm, epoch, head, first, entries}
  */
 export const APPEND = `${LIFE}
 if not epoch then begin() end
-local time = redis.call('TIME')
-local now = tostring(tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000))
 local reply = {realm, epoch}
 local last = head
 local i = 7
@@ -90,7 +100,7 @@ while i <= #ARGV do
     seq = tonumber(seq)
   else
     seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'e', epoch, 't', now,
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], seq .. '-0', 'e', epoch, 't', tostring(now),
       unpack(ARGV, i + 2, i + 1 + count))
     redis.call('ZADD', KEYS[3], seq, key)
     last = seq
