@@ -14,6 +14,7 @@ import {
   publishRounds,
   range,
   serveHub,
+  untilPublished,
 } from './helpers/hub-server';
 import { balancer, publishVia, startHubProcess, stopHubProcesses } from './helpers/processes';
 import {
@@ -52,21 +53,6 @@ afterEach(async () => {
   await closeAll();
   await closeClients();
 });
-
-/** Publishes `data` once Redis takes it, retried under one key (applied once however many tries); its id. */
-async function untilPublished(hub: Hub, topic: string, data: string): Promise<string[]> {
-  const ids: string[] = [];
-  await untilAsync(
-    () =>
-      hub.publish(topic, { event: 'msg', data }, { idempotencyKey: data }).then(
-        (id) => ids.push(id) > 0,
-        () => false,
-      ),
-    `a publish of ${data} to succeed`,
-    10_000,
-  );
-  return ids;
-}
 
 /** Two hubs on one Redis, each on its own connection of `client`, as two processes would have. */
 async function twoHubs(client: RedisClientPackage, options: { prefix?: string; maxReplay?: number } = {}) {

@@ -12,7 +12,7 @@ import {
   sseChannel,
 } from '../../lib';
 import { closeAll, listen, type Running } from './servers';
-import { afterPendingEvents } from './wait';
+import { afterPendingEvents, untilAsync } from './wait';
 
 /**
  * An Express 5 app whose `/feed/:topic` subscribes to `hub`, and `/topics/:list` to the comma-separated
@@ -159,3 +159,21 @@ export function byTopic(
 /** from … to, as numbers. */
 export const numbers = (from: number, to: number): number[] =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/** Publishes a `msg` of `data` once the store takes it, retried under one key, `data` (applied once however many tries); its id, alone in an array. */
+export async function untilPublished(hub: Hub, topic: string, data: string): Promise<string[]> {
+  const ids: string[] = [];
+  await untilAsync(
+    () =>
+      hub.publish(topic, { event: 'msg', data }, { idempotencyKey: data }).then(
+        (id) => {
+          ids.push(id);
+          return true;
+        },
+        () => false,
+      ),
+    `a publish of ${data} to succeed`,
+    10_000,
+  );
+  return ids;
+}

@@ -40,7 +40,7 @@ export interface IoRedisLike {
 /** A node-redis client (`createClient(…)` of the `redis` package), as far as the store uses it. */
 export interface NodeRedisLike {
   sendCommand(args: string[]): Promise<unknown>;
-  duplicate(): NodeRedisLike;
+  duplicate(overrides?: { name?: string }): NodeRedisLike;
   connect(): Promise<unknown>;
   readonly isOpen: boolean;
   readonly isReady: boolean;

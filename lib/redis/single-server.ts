@@ -49,12 +49,13 @@ export function nodeRedisCommands(client: NodeRedisLike, onError: (error: unknow
       description: `node-redis ${client.isOpen ? (client.isReady ? 'ready' : 'reconnecting') : 'closed'}`,
     }),
     duplicate(name, onLost) {
-      const copy = client.duplicate();
+      // named in the options, so that each reconnection is named too
+      const copy = client.duplicate({ name });
       // node-redis throws an 'error' event nobody listens to: the reader's errors are its own business
       copy.on('error', onError);
       onceUpThenLost(copy, 'reconnecting', onLost);
       // node-redis refuses commands before connect(): they wait for it here instead
-      const connected = copy.connect().then(() => copy.sendCommand(['CLIENT', 'SETNAME', name]));
+      const connected = copy.connect();
       connected.catch(ignore);
       const commands = nodeRedisCommands(copy, onError);
       return {
