@@ -2,17 +2,15 @@ import { Cluster } from 'ioredis';
 import { createHub, type Hub } from '../lib';
 import { redisStore } from '../lib/redis';
 import { clusterLayout, keySlot } from '../lib/redis/layout';
-import { runStoreContract, storeContractChecks } from '../lib/testing';
 import { requireComponent } from './helpers/components';
 import { byTopic, dataOf, parseEvents, publishRounds, serveHub } from './helpers/hub-server';
 import { publishVia, startHubProcess, stopHubProcesses } from './helpers/processes';
 import {
   currentClient,
+  expectRedisContract,
   findRedisServer,
-  loseLog,
   REDIS_CLIENTS,
   type RedisClientPackage,
-  rewindTopic,
   uniquePrefix,
 } from './helpers/redis';
 import { closeClusterClients, connectCluster, findRedisCli, OwnCluster } from './helpers/redis-cluster';
@@ -35,6 +33,9 @@ afterEach(async () => {
   await closeAll();
   await closeClusterClients();
 });
+
+/** The current major of each client, by name: what the tests of behaviour (not of a client major) run on. */
+const BOTH = (['ioredis', 'node-redis'] as const).map((kind) => [kind, currentClient(kind)] as const);
 
 /** The default layout's topics, named `t<n>`, until each of the cluster's primaries holds `each` of them. */
 async function topicsOnEveryPrimary(own: OwnCluster, prefix: string, each: number): Promise<string[][]> {
@@ -147,23 +148,10 @@ cluster.describe(`redisStore on a Redis Cluster of three primaries${cluster.labe
     'passes the store contract on %s, nothing skipped',
     async (_label, client) => {
       const prefix = uniquePrefix();
-      const layout = clusterLayout(prefix, 16);
       const admin = clusterAdmin(own);
       try {
-        const result = await runStoreContract(
-          async () => redisStore(await connectCluster(client, own), { prefix }),
-          {
-            loseLog: (topic) => loseLog(admin, prefix, topic, layout),
-            rewind: (topic, head) => rewindTopic(admin, prefix, topic, head, layout),
-            sharedEngine: true,
-            timeoutMs: 3000,
-          },
-        );
-        expect({
-          failed: result.failed.map((failure) => `${failure.name}: ${failure.error.message}`),
-          skipped: result.skipped,
-        }).toEqual({ failed: [], skipped: [] });
-        expect(result.passed).toEqual(storeContractChecks);
+        const makeStore = async () => redisStore(await connectCluster(client, own), { prefix });
+        await expectRedisContract(makeStore, admin, prefix, clusterLayout(prefix, 16));
       } finally {
         admin.disconnect();
       }
@@ -202,12 +190,9 @@ cluster.describe(`redisStore on a Redis Cluster of three primaries${cluster.labe
     );
   });
 
-  it.each([
-    ['ioredis', currentClient('ioredis')],
-    ['node-redis', currentClient('node-redis')],
-  ] as Array<[string, RedisClientPackage]>)(
+  it.each(BOTH)(
     'on %s: a topic followed while its shard is being read joins the pending read at once (it is woken)',
-    async (_kind, client) => {
+    async (_kind, client: RedisClientPackage) => {
       const prefix = uniquePrefix();
       const layout = clusterLayout(prefix, 16);
       const first = 'w0';
@@ -228,12 +213,9 @@ cluster.describe(`redisStore on a Redis Cluster of three primaries${cluster.labe
     },
   );
 
-  it.each([
-    ['ioredis', currentClient('ioredis')],
-    ['node-redis', currentClient('node-redis')],
-  ] as Array<[string, RedisClientPackage]>)(
+  it.each(BOTH)(
     "on %s: a topic's slot moved to another primary while publishing: every event once, in order, no reset",
-    async (_kind, client) => {
+    async (_kind, client: RedisClientPackage) => {
       const prefix = uniquePrefix();
       const [[topic]] = await topicsOnEveryPrimary(own, prefix, 1);
       const hub = createHub({ store: redisStore(await connectCluster(client, own), { prefix }) });
@@ -257,12 +239,9 @@ cluster.describe(`redisStore on a Redis Cluster of three primaries${cluster.labe
     40_000,
   );
 
-  it.each([
-    ['ioredis', currentClient('ioredis')],
-    ['node-redis', currentClient('node-redis')],
-  ] as Array<[string, RedisClientPackage]>)(
+  it.each(BOTH)(
     'on %s: a primary killed and its replica promoted: every event once, in order, or a reset',
-    async (_kind, client) => {
+    async (_kind, client: RedisClientPackage) => {
       // a cluster of its own: the failover changes which nodes are primaries
       const failing = await OwnCluster.start(redisServer!, redisCli!, 3);
       try {
@@ -302,12 +281,9 @@ cluster.describe(`redisStore on a Redis Cluster of three primaries${cluster.labe
     60_000,
   );
 
-  it.each([
-    ['ioredis', currentClient('ioredis')],
-    ['node-redis', currentClient('node-redis')],
-  ] as Array<[string, RedisClientPackage]>)(
+  it.each(BOTH)(
     "on %s: a primary's restart resets the subscribers of its topics (a new epoch), and nobody else's",
-    async (_kind, client) => {
+    async (_kind, client: RedisClientPackage) => {
       const prefix = uniquePrefix();
       const byNode = await topicsOnEveryPrimary(own, prefix, 1);
       const topics = byNode.flat();

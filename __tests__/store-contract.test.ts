@@ -9,12 +9,11 @@ import { requireComponent } from './helpers/components';
 import {
   closeClients,
   connectRedis,
+  expectRedisContract,
   ioredisClient,
-  loseLog,
   REDIS_CLIENTS,
   REDIS_URL,
   redisAnswers,
-  rewindTopic,
   uniquePrefix,
 } from './helpers/redis';
 import { expireMemoryLog, forwarding, reEpoched, renumbered, SimulatedEngine } from './helpers/store-doubles';
@@ -661,17 +660,7 @@ redis.describe(`runStoreContract on redisStore against a real Redis${redis.label
       const prefix = uniquePrefix();
       const admin = ioredisClient();
       try {
-        const result = await runStoreContract(async () => redisStore(await connect(), { prefix }), {
-          loseLog: (topic) => loseLog(admin, prefix, topic),
-          rewind: (topic, head) => rewindTopic(admin, prefix, topic, head),
-          sharedEngine: true,
-          timeoutMs: 3000,
-        });
-        expect({
-          failed: result.failed.map((failure) => `${failure.name}: ${failure.error.message}`),
-          skipped: result.skipped,
-        }).toEqual({ failed: [], skipped: [] });
-        expect(result.passed).toEqual(storeContractChecks);
+        await expectRedisContract(async () => redisStore(await connect(), { prefix }), admin, prefix);
       } finally {
         await deleteKeys(admin, `${globEscaped(`{${prefix}:`)}*`);
       }

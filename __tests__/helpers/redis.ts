@@ -2,8 +2,10 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import Redis from 'ioredis';
+import type { HubStore } from '../../lib';
 import type { IoRedisLike, NodeRedisLike, RedisClientLike } from '../../lib/redis';
 import { type Layout, singleServerLayout } from '../../lib/redis/layout';
+import { runStoreContract, storeContractChecks } from '../../lib/testing';
 import { freePort } from './servers';
 import { until } from './wait';
 
@@ -203,4 +205,27 @@ export async function rewindTopic(
   const restore = admin.multi().del(log);
   for (const [id, fields] of kept) restore.xadd(log, id, ...fields);
   await restore.hset(meta, 'seq', String(head)).exec();
+}
+
+/**
+ * The store contract on Redis stores of one prefix (`makeStore`), losing and rewinding logs through
+ * `admin` as `layout` places them: every check must pass, none skipped.
+ */
+export async function expectRedisContract(
+  makeStore: () => Promise<HubStore>,
+  admin: Pick<Redis, 'del' | 'xrange' | 'multi'>,
+  prefix: string,
+  layout: Layout = singleServerLayout(prefix),
+): Promise<void> {
+  const result = await runStoreContract(makeStore, {
+    loseLog: (topic) => loseLog(admin, prefix, topic, layout),
+    rewind: (topic, head) => rewindTopic(admin, prefix, topic, head, layout),
+    sharedEngine: true,
+    timeoutMs: 3000,
+  });
+  expect({
+    failed: result.failed.map((failure) => `${failure.name}: ${failure.error.message}`),
+    skipped: result.skipped,
+  }).toEqual({ failed: [], skipped: [] });
+  expect(result.passed).toEqual(storeContractChecks);
 }
