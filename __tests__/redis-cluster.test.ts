@@ -244,13 +244,13 @@ cluster.describe(`redisStore on a Redis Cluster of three primaries${cluster.labe
     async (_kind, client: RedisClientPackage) => {
       // a cluster of its own: the failover changes which nodes are primaries
       const failing = await OwnCluster.start(redisServer!, redisCli!, 3);
+      let hub: Hub | undefined;
       try {
         const prefix = uniquePrefix();
         const byNode = await topicsOnEveryPrimary(failing, prefix, 1);
         const topics = byNode.flat();
         const replica = await failing.addReplica(0, redisCli!);
-        const hub = createHub({ store: redisStore(await connectCluster(client, failing), { prefix }) });
-        hubs.push(hub);
+        hub = createHub({ store: redisStore(await connectCluster(client, failing), { prefix }) });
         const app = await serveHub(hub, { retryMs: null, heartbeatMs: 200 });
         const clients = topics.map((topic) => new RawSseClient(app.port, `/feed/${topic}`));
         await until(() => clients.every((c) => c.body.includes('id: ')), 'subscribed', 5000);
@@ -274,6 +274,8 @@ cluster.describe(`redisStore on a Redis Cluster of three primaries${cluster.labe
           });
         }
       } finally {
+        // its readers let go while the cluster still answers, then the app's client, then the cluster
+        await hub?.close();
         await closeClusterClients();
         await failing.stop();
       }
