@@ -34,6 +34,8 @@ export interface RedisSoakReport {
   published: number;
   /** Publishes that failed at least once and were retried under their key. */
   retried: number;
+  /** Ids acknowledged for two events: Redis gone back below what a lagging process had seen (see reusedIdProblems). */
+  reusedIds: number;
   delivered: number;
   resets: Record<string, number>;
   /** Every way a client's events broke the promise, with the client, topic and ids. */
@@ -65,12 +67,13 @@ function follow(port: number, topic: string): { source: EventSource; received: R
  * What is wrong in one client's events: between resets, each event's id must follow the one before in
  * the same epoch (`<epoch>-<seq + 1>`; the position marker counts as the place it names; a client placed
  * at seq 0, before the topic had a log, goes on at seq 1 of the log begun), no payload may come twice,
- * and an id must carry the event the store acknowledged under it (`acknowledged`: id → payload).
+ * and an id the store acknowledged once must carry that event (`acknowledged`: id → the payloads
+ * acknowledged under it; see {@link reusedIdProblems} for an id acknowledged twice).
  */
 export function problemsOf(
   name: string,
   received: readonly Received[],
-  acknowledged: ReadonlyMap<string, string>,
+  acknowledged: ReadonlyMap<string, readonly string[]>,
 ): string[] {
   const problems: string[] = [];
   let place: { epoch: string; seq: number } | undefined;
@@ -94,9 +97,9 @@ export function problemsOf(
     const follows =
       place === undefined ||
       (place.seq === 0 ? here.seq === 1 : here.epoch === place.epoch && here.seq === place.seq + 1);
-    const owner = acknowledged.get(event.id);
-    if (owner !== undefined && owner !== event.data) {
-      problems.push(`${name}: ${event.id} carried ${event.data}, but the store gave that id to ${owner}`);
+    const owners = acknowledged.get(event.id) ?? [];
+    if (owners.length === 1 && owners[0] !== event.data) {
+      problems.push(`${name}: ${event.id} carried ${event.data}, but the store gave that id to ${owners[0]}`);
     }
     if (!follows && place !== undefined) {
       problems.push(`${name}: ${event.id} (${event.data}) after ${place.epoch}-${place.seq}, with no reset`);
@@ -122,13 +125,15 @@ export async function runRedisSoak(options: RedisSoakOptions): Promise<RedisSoak
     faults: Object.fromEntries(FAULTS.map((fault) => [fault, 0])) as Record<Fault, number>,
     published: 0,
     retried: 0,
+    reusedIds: 0,
     delivered: 0,
     resets: {},
     problems: [],
     liveAfterFaults: false,
   };
   log(`redis soak: seed ${seed}, Redis on ${server.port}`);
-  const acknowledged = new Map<string, string>();
+  const acknowledged = new Map<string, string[]>();
+  const acks: Ack[] = [];
   const processes = await Promise.all(
     (['ioredis', 'node-redis'] as const).map((kind) =>
       startHubProcess(currentClient(kind), server.url, prefix),
@@ -143,7 +148,7 @@ export async function runRedisSoak(options: RedisSoakOptions): Promise<RedisSoak
     await until(() => clients.every((c) => c.received.length > 0), 'every client placed', 10_000);
     let faulting = true;
     const publishers = processes.flatMap((process, p) =>
-      topics.map((topic) => publishUntil(process, p, topic, () => !faulting, report, acknowledged)),
+      topics.map((topic) => publishUntil(process, p, topic, () => !faulting, report, { acknowledged, acks })),
     );
     await applyFaults(server, admin, dir, options, rand, report, log);
     faulting = false;
@@ -164,6 +169,8 @@ export async function runRedisSoak(options: RedisSoakOptions): Promise<RedisSoak
       report.problems.push(String(error));
     }
     await sleep(200); // a late duplicate would arrive now
+    report.reusedIds = [...acknowledged.values()].filter((owners) => owners.length > 1).length;
+    report.problems.push(...reusedIdProblems(acknowledged, acks));
     for (const client of clients) {
       report.problems.push(...problemsOf(client.name, client.received, acknowledged));
       for (const event of client.received) {
@@ -183,6 +190,42 @@ export async function runRedisSoak(options: RedisSoakOptions): Promise<RedisSoak
   return report;
 }
 
+/** How many more events of a topic may be acknowledged in an epoch whose ids were given twice, before it ends. */
+const REUSE_FOUND_WITHIN = 20;
+
+interface Ack {
+  topic: string;
+  id: string;
+  data: string;
+}
+
+/**
+ * An id acknowledged for two events: Redis went back in time below ids a process had handed out, and
+ * another process — which had not seen them yet when Redis went down — went on from there. Allowed only
+ * if the store then finds the rewind (a process that saw more does, at its next command or check) and
+ * the topic moves to a new epoch within a few more events; going on in the old one is the silent reuse of
+ * ids.
+ */
+function reusedIdProblems(
+  acknowledged: ReadonlyMap<string, readonly string[]>,
+  acks: readonly Ack[],
+): string[] {
+  const problems: string[] = [];
+  const epochOf = (id: string) => id.slice(0, id.lastIndexOf('-'));
+  for (const [id, owners] of acknowledged) {
+    if (owners.length < 2) continue;
+    const second = acks.findIndex((ack) => ack.id === id && ack.data === owners[1]);
+    const { topic } = acks[second]!;
+    const after = acks.slice(second + 1).filter((ack) => ack.topic === topic);
+    const stayed = after.findIndex((ack) => epochOf(ack.id) !== epochOf(id));
+    // the processes that saw more find it at their next publish: a few acknowledgements at most
+    if (stayed === -1 || stayed > REUSE_FOUND_WITHIN) {
+      problems.push(`${id} acknowledged for ${owners.join(' and ')}, and its epoch went on`);
+    }
+  }
+  return problems;
+}
+
 /**
  * Publishes `<process>:<topic>:<n>` for n = 1, 2, … through one process until `done()`, each retried
  * under its own key until it is taken; then one final event, published once the faults are over.
@@ -193,7 +236,7 @@ async function publishUntil(
   topic: string,
   done: () => boolean,
   report: RedisSoakReport,
-  acknowledged: Map<string, string>,
+  ledger: { acknowledged: Map<string, string[]>; acks: Ack[] },
 ): Promise<{ topic: string; final: string }> {
   let n = 0;
   let final = '';
@@ -203,11 +246,9 @@ async function publishUntil(
     for (let attempt = 0; ; attempt++) {
       try {
         const id = await publishVia(process.port, topic, data, data);
-        const owner = acknowledged.get(id);
-        // one id handed to two events: whoever receives it, one of them is silently lost
-        if (owner !== undefined && owner !== data)
-          report.problems.push(`${id} acknowledged for ${owner} and ${data}`);
-        acknowledged.set(id, data);
+        const owners = ledger.acknowledged.get(id) ?? [];
+        if (!owners.includes(data)) ledger.acknowledged.set(id, [...owners, data]);
+        ledger.acks.push({ topic, id, data });
         break;
       } catch {
         if (attempt === 0) report.retried++;
@@ -274,6 +315,7 @@ export function describeRedisSoak(report: RedisSoakReport): string {
   return [
     `redis soak (seed ${report.seed}): faults ${JSON.stringify(report.faults)}`,
     `published ${report.published} (${report.retried} retried under their key), delivered ${report.delivered}`,
+    `ids acknowledged for two events (each must be left for a new epoch at once): ${report.reusedIds}`,
     `resets ${JSON.stringify(report.resets)}; live after the faults: ${report.liveAfterFaults}`,
     `problems: ${report.problems.length === 0 ? 'none' : `\n- ${report.problems.slice(0, 20).join('\n- ')}`}`,
   ].join('\n');

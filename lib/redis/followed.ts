@@ -62,3 +62,13 @@ export function restarted(followed: Followed, { epoch, head }: Standing): boolea
   if (epoch === followed.epoch) return epoch !== undefined && head < readTo;
   return !(followed.epoch === undefined && readTo === 0);
 }
+
+/**
+ * Whether epoch `a` was made before epoch `b`: both begin with the time Redis made them (11 hex digits;
+ * see the scripts' LIFE). False when either does not (an epoch of an earlier version).
+ */
+export function bornBefore(a: string, b: string): boolean {
+  const time = /^[0-9a-f]{11}/;
+  const [ta, tb] = [time.exec(a)?.[0], time.exec(b)?.[0]];
+  return ta !== undefined && tb !== undefined && ta < tb;
+}

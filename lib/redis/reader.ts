@@ -3,7 +3,7 @@ import { settledWithin } from '../core/util';
 import type { EventsListener, StoredEvent } from '../hub/store';
 import type { Commands } from './client';
 import { type RawEntry, toStoredEvent } from './entries';
-import { type Followed, readFromStart, restarted, type Standing, standingsOf } from './followed';
+import { bornBefore, type Followed, readFromStart, restarted, type Standing, standingsOf } from './followed';
 import type { Keys } from './layout';
 import { streamsOf, wakeCommand, xreadCommand } from './xread';
 
@@ -248,10 +248,12 @@ export class LiveReader {
     for (const raw of entries) {
       const { epoch, event, publishedAt } = toStoredEvent(raw);
       if (followed.epoch !== undefined && epoch !== followed.epoch) {
-        // A new life of the log, found mid-read: read it again from its start, so that its
-        // subscribers get their reset followed by every event of the new life.
         this.#handOver(followed, batch, newest);
-        readFromStart(followed, epoch);
+        // A new life of the log, found mid-read: read from its start, so that its subscribers get their
+        // reset, then every event of it. An older life (an older snapshot restored: its ids were given
+        // out since) is never followed: the check, now, has the store begin a new one.
+        if (bornBefore(epoch, followed.epoch)) this.#checkedAt = 0;
+        else readFromStart(followed, epoch);
         return entries.length;
       }
       followed.epoch = epoch;
@@ -284,8 +286,13 @@ export class LiveReader {
     for (const [i, f] of followed.entries()) {
       if (!restarted(f, standings[i]!)) continue;
       debug('the log of topic "%s" was lost or went back in time: reading it from its new start', f.topic);
-      const now = await this.#host.recheck(f.topic).catch(() => standings[i]!.epoch);
-      if (this.#followed.get(f.topic) === f) readFromStart(f, now);
+      // unanswered (Redis still loading a snapshot, say): looked at again at the next check, never
+      // followed into whatever life Redis shows meanwhile
+      const now = await this.#host.recheck(f.topic).then(
+        (epoch) => ({ epoch }),
+        () => undefined,
+      );
+      if (now !== undefined && this.#followed.get(f.topic) === f) readFromStart(f, now.epoch);
     }
   }
 }
